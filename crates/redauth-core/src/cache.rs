@@ -1,0 +1,138 @@
+//! The in-process session cache ("memory store"): principals of live sessions keyed by
+//! session id, so a valid access token is checked without a storage round trip.
+//!
+//! Entries carry their session's expiry and are refused once the [`Clock`] passes it,
+//! so an entry never outlives its session, whatever moka's own timer says.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::sync::Cache;
+
+use crate::clock::{Clock, UnixTime};
+use crate::model::Principal;
+use crate::store::Invalidation;
+
+#[derive(Clone)]
+pub struct SessionCache {
+    entries: Cache<String, Arc<Principal>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Tells moka to drop an entry when its session ends, measured on the injected clock
+/// at insert time; `get` re-checks against the clock, which is what tests move.
+struct UntilSessionEnds(Arc<dyn Clock>);
+
+impl Expiry<String, Arc<Principal>> for UntilSessionEnds {
+    fn expire_after_create(&self, _: &String, p: &Arc<Principal>, _: Instant) -> Option<Duration> {
+        let secs = (p.session_expires_at - self.0.now()).max(0);
+        Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    }
+
+    fn expire_after_update(&self, k: &String, p: &Arc<Principal>, at: Instant, _: Option<Duration>) -> Option<Duration> {
+        self.expire_after_create(k, p, at)
+    }
+}
+
+impl SessionCache {
+    pub fn new(capacity: u64, clock: Arc<dyn Clock>) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(UntilSessionEnds(clock.clone()))
+            .support_invalidation_closures()
+            .build();
+        Self { entries, clock }
+    }
+
+    /// The cached principal of `session_id`, if it belongs to `user_id` and is live.
+    pub fn get(&self, user_id: &str, session_id: &str) -> Option<Arc<Principal>> {
+        let p = self.entries.get(session_id)?;
+        let now: UnixTime = self.clock.now();
+        (p.user_id == user_id && now < p.session_expires_at).then_some(p)
+    }
+
+    pub fn insert(&self, principal: Principal) -> Arc<Principal> {
+        let p = Arc::new(principal);
+        self.entries.insert(p.session_id.clone(), p.clone());
+        p
+    }
+
+    pub fn invalidate(&self, what: &Invalidation) {
+        match what {
+            Invalidation::Session(sid) => self.entries.invalidate(sid),
+            Invalidation::User(uid) => {
+                let uid = uid.clone();
+                // Only fails if closures were not enabled at build time, which they are.
+                let _ = self.entries.invalidate_entries_if(move |_, p| p.user_id == uid);
+            }
+            Invalidation::All => self.entries.invalidate_all(),
+        }
+    }
+
+    /// Entries currently held (after pending maintenance), for tests and metrics.
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn principal(uid: &str, sid: &str, expires: UnixTime) -> Principal {
+        Principal {
+            user_id: uid.into(),
+            username: "u".into(),
+            roles: vec![],
+            permissions: Default::default(),
+            session_id: sid.into(),
+            session_expires_at: expires,
+        }
+    }
+
+    #[test]
+    fn entries_never_outlive_their_session() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let cache = SessionCache::new(100, clock.clone());
+        cache.insert(principal("u1", "s1", clock.now() + 60));
+        assert!(cache.get("u1", "s1").is_some());
+        assert!(cache.get("u2", "s1").is_none(), "another user's session id");
+        clock.advance(60);
+        assert!(cache.get("u1", "s1").is_none());
+    }
+
+    #[test]
+    fn invalidation_by_session_user_and_all() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let cache = SessionCache::new(100, clock.clone());
+        let exp = clock.now() + 600;
+        for (u, s) in [("u1", "s1"), ("u1", "s2"), ("u2", "s3")] {
+            cache.insert(principal(u, s, exp));
+        }
+        cache.invalidate(&Invalidation::Session("s1".into()));
+        assert!(cache.get("u1", "s1").is_none());
+        assert!(cache.get("u1", "s2").is_some());
+        cache.invalidate(&Invalidation::User("u1".into()));
+        assert!(cache.get("u1", "s2").is_none());
+        assert!(cache.get("u2", "s3").is_some());
+        cache.invalidate(&Invalidation::All);
+        assert!(cache.get("u2", "s3").is_none());
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let cache = SessionCache::new(50, clock.clone());
+        for i in 0..1_000 {
+            cache.insert(principal("u", &format!("s{i}"), clock.now() + 600));
+        }
+        assert!(cache.len() <= 50, "{}", cache.len());
+    }
+}

@@ -1,0 +1,78 @@
+//! Domain errors. The HTTP layer maps these to status codes and stable error codes in
+//! one place; nothing below it knows about HTTP.
+
+use thiserror::Error;
+
+/// A model or input field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, reason: &'static str) -> Self {
+        Self { field, reason }
+    }
+}
+
+/// What a [`crate::store::Store`] can fail with.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time. Maps to 503.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("not found")]
+    NotFound,
+    #[error("invalid data: {0}")]
+    Invalid(#[from] ValidationError),
+    /// Stored data that does not decode: a bug or tampering, never user input.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Everything the auth service can refuse or fail with.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[from] ValidationError),
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("no access token was presented")]
+    MissingToken,
+    #[error("the access token is invalid")]
+    InvalidToken,
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("the refresh token is invalid or expired")]
+    InvalidRefreshToken,
+    /// An already-rotated refresh token came back after its grace window: someone
+    /// else may hold the token, so the whole session has been revoked.
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("missing permission")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => AuthError::Unavailable,
+            StoreError::UsernameTaken => AuthError::UsernameTaken,
+            StoreError::NotFound => AuthError::NotFound,
+            StoreError::Invalid(v) => AuthError::InvalidRequest(v),
+            StoreError::Corrupt(_) => AuthError::Internal("corrupt stored data"),
+        }
+    }
+}

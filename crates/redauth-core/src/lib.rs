@@ -1,0 +1,27 @@
+//! redauth's domain core: models, tokens, passwords, the [`store::Store`] trait, the
+//! in-process session cache and the [`service::AuthService`]. No network or disk I/O
+//! lives here; backends implement `Store` in their own crates.
+//!
+//! ```text
+//! HTTP / CLI  ->  AuthService  ->  dyn Store  ->  Redis | embedded file db
+//!                      |
+//!                 SessionCache (hot path, no round trip)
+//! ```
+
+pub mod cache;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod password;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use error::{AuthError, StoreError, ValidationError};
+pub use model::{Principal, Role, Session, User};
+pub use secret::Secret;
+pub use service::AuthService;
+pub use store::Store;

@@ -1,0 +1,302 @@
+//! The typed models redauth stores. Each has a `validate` that runs before every save:
+//! a store never writes a model that fails it.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::error::ValidationError;
+use crate::ids::is_valid_id;
+
+pub type UserId = String;
+pub type SessionId = String;
+
+/// The permission that guards every admin endpoint.
+pub const ADMIN_PERMISSION: &str = "redauth:admin";
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    /// Display form as entered; uniqueness is on [`normalize_username`] of it.
+    pub username: String,
+    pub email: String,
+    /// PHC string (`$argon2id$…`) or an imported bcrypt hash (`$2b$…`).
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    pub password_changed_at: UnixTime,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password hash stays out of Debug so it can never reach a log line.
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Usernames compare case-insensitively: `Alice` and `alice` are one account.
+pub fn normalize_username(username: &str) -> String {
+    username.to_lowercase()
+}
+
+impl User {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !is_valid_id(&self.id) {
+            return Err(ValidationError::new("id", "must be a redauth id"));
+        }
+        validate_username(&self.username)?;
+        validate_email(&self.email)?;
+        if !(self.password_hash.starts_with("$argon2id$") || is_bcrypt_hash(&self.password_hash)) {
+            return Err(ValidationError::new("password_hash", "must be an Argon2id or bcrypt hash"));
+        }
+        let mut seen = BTreeSet::new();
+        for role in &self.roles {
+            validate_name("roles", role)?;
+            if !seen.insert(role) {
+                return Err(ValidationError::new("roles", "must not repeat a role"));
+            }
+        }
+        if self.updated_at < self.created_at {
+            return Err(ValidationError::new("updated_at", "must not precede created_at"));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn is_bcrypt_hash(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+/// 3 to 64 characters of letters, digits, `.`, `_`, `-`, `@`: safe in URLs, logs and
+/// Redis keys, and wide enough for "name@example.com"-style usernames.
+pub fn validate_username(username: &str) -> Result<(), ValidationError> {
+    let len = username.chars().count();
+    if !(3..=64).contains(&len) {
+        return Err(ValidationError::new("username", "must be 3 to 64 characters"));
+    }
+    if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err(ValidationError::new(
+            "username",
+            "may contain only letters, digits, '.', '_', '-' and '@'",
+        ));
+    }
+    Ok(())
+}
+
+/// A deliberately plain check (one `@`, a dotted domain, no spaces, at most 254 bytes):
+/// the only real proof of an address is mail that arrives.
+pub fn validate_email(email: &str) -> Result<(), ValidationError> {
+    let invalid = || ValidationError::new("email", "must be an address like name@example.com");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    if local.is_empty()
+        || local.len() > 64
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+    {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// Role and permission names: 1 to 64 of `[a-z0-9_:.-]`.
+pub fn validate_name(field: &'static str, name: &str) -> Result<(), ValidationError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, "must be 1 to 64 of a-z 0-9 _ : . -"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub permissions: Vec<String>,
+}
+
+impl Role {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_name("name", &self.name)?;
+        for p in &self.permissions {
+            validate_name("permissions", p)?;
+        }
+        Ok(())
+    }
+}
+
+/// A login session: the entity that refresh tokens, access tokens and cookies hang off.
+/// Revoking it revokes all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub sid: SessionId,
+    pub user_id: UserId,
+    pub created_at: UnixTime,
+    pub last_seen: UnixTime,
+    /// Hard end of the session, fixed at login.
+    pub absolute_expiry: UnixTime,
+    /// End of the session if it is not refreshed; each refresh pushes it forward
+    /// (never past `absolute_expiry`).
+    pub idle_expiry: UnixTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// How many times the refresh token has been rotated.
+    pub refresh_generation: u64,
+}
+
+impl Session {
+    /// The moment the session stops being valid, whichever limit comes first.
+    pub fn expires_at(&self) -> UnixTime {
+        self.absolute_expiry.min(self.idle_expiry)
+    }
+
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        now < self.expires_at()
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !is_valid_id(&self.sid) {
+            return Err(ValidationError::new("sid", "must be a redauth id"));
+        }
+        if !is_valid_id(&self.user_id) {
+            return Err(ValidationError::new("user_id", "must be a redauth id"));
+        }
+        if self.idle_expiry > self.absolute_expiry {
+            return Err(ValidationError::new("idle_expiry", "must not exceed absolute_expiry"));
+        }
+        if self.ip.as_ref().is_some_and(|ip| ip.len() > 64) {
+            return Err(ValidationError::new("ip", "must be at most 64 bytes"));
+        }
+        if self.user_agent.as_ref().is_some_and(|ua| ua.len() > 512) {
+            return Err(ValidationError::new("user_agent", "must be at most 512 bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a request needs to know about who is calling, assembled from one
+/// session + user + roles read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: BTreeSet<String>,
+    pub session_id: SessionId,
+    pub session_expires_at: UnixTime,
+}
+
+impl Principal {
+    pub fn from_parts(session: &Session, user: &User, roles: &[Role]) -> Self {
+        let permissions = roles
+            .iter()
+            .filter(|r| user.roles.contains(&r.name))
+            .flat_map(|r| r.permissions.iter().cloned())
+            .collect();
+        Self {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            roles: user.roles.clone(),
+            permissions,
+            session_id: session.sid.clone(),
+            session_expires_at: session.expires_at(),
+        }
+    }
+
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.contains(permission)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::random_id;
+
+    fn user() -> User {
+        User {
+            id: random_id().unwrap(),
+            username: "Alice".into(),
+            email: "alice@example.com".into(),
+            password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+            roles: vec!["admin".into()],
+            disabled: false,
+            created_at: 10,
+            updated_at: 10,
+            password_changed_at: 10,
+        }
+    }
+
+    #[test]
+    fn a_good_user_validates() {
+        user().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut User)>)> = vec![
+            ("username", Box::new(|u| u.username = "a b".into())),
+            ("username", Box::new(|u| u.username = "ab".into())),
+            ("email", Box::new(|u| u.email = "not-an-email".into())),
+            ("email", Box::new(|u| u.email = "a@b".into())),
+            ("email", Box::new(|u| u.email = "a@@b.com".into())),
+            ("password_hash", Box::new(|u| u.password_hash = "plaintext".into())),
+            ("roles", Box::new(|u| u.roles = vec!["Admin".into()])),
+            ("roles", Box::new(|u| u.roles = vec!["x".into(), "x".into()])),
+            ("id", Box::new(|u| u.id = "../etc".into())),
+        ];
+        for (field, mutate) in cases {
+            let mut u = user();
+            mutate(&mut u);
+            assert_eq!(u.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_hash() {
+        assert!(!format!("{:?}", user()).contains("argon2id"));
+    }
+
+    #[test]
+    fn principal_collects_permissions_of_held_roles_only() {
+        let u = user();
+        let s = Session {
+            sid: random_id().unwrap(),
+            user_id: u.id.clone(),
+            created_at: 0,
+            last_seen: 0,
+            absolute_expiry: 100,
+            idle_expiry: 50,
+            ip: None,
+            user_agent: None,
+            refresh_generation: 0,
+        };
+        let roles = vec![
+            Role { name: "admin".into(), permissions: vec!["redauth:admin".into()] },
+            Role { name: "other".into(), permissions: vec!["other:perm".into()] },
+        ];
+        let p = Principal::from_parts(&s, &u, &roles);
+        assert!(p.has_permission(ADMIN_PERMISSION));
+        assert!(!p.has_permission("other:perm"));
+        assert_eq!(p.session_expires_at, 50);
+    }
+}

@@ -1,0 +1,210 @@
+//! Password hashing: Argon2id for everything new, bcrypt only to verify imported hashes
+//! (which are then upgraded). Hashing is CPU-heavy by design, so it runs on the blocking
+//! thread pool behind a semaphore: a burst of logins queues there instead of starving
+//! the async workers that verify access tokens.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::error::{AuthError, ValidationError};
+use crate::model::is_bcrypt_hash;
+
+/// Argon2id cost. Defaults are OWASP's first recommendation (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// Length limits in Unicode scalar values (not bytes): any script counts the same,
+/// and nothing is silently truncated (bcrypt's 72-byte cut never applies to new hashes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub min_chars: usize,
+    pub max_chars: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_chars: 12, max_chars: 128 }
+    }
+}
+
+impl PasswordPolicy {
+    pub fn check(&self, password: &str) -> Result<(), ValidationError> {
+        let n = password.chars().count();
+        if n < self.min_chars {
+            return Err(ValidationError::new("password", "is shorter than the minimum length"));
+        }
+        if n > self.max_chars {
+            return Err(ValidationError::new("password", "is longer than the maximum length"));
+        }
+        Ok(())
+    }
+}
+
+/// Result of checking a password against a stored hash.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verified {
+    No,
+    Yes,
+    /// Correct, and the stored hash should be replaced by this Argon2id hash
+    /// (it was bcrypt).
+    YesRehashed(String),
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password with the live parameters. Unknown usernames are
+    /// checked against it so they take as long as a wrong password.
+    dummy_hash: Arc<String>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// `max_concurrent` bounds how many hashes run at once (at least 1).
+    pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self, AuthError> {
+        let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+            .map_err(|_| AuthError::Internal("invalid Argon2 parameters"))?;
+        let dummy_password = crate::ids::random_bytes::<32>()?;
+        let dummy_hash = hash_blocking(&params, &dummy_password)?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let params = self.params.clone();
+        let password = password.as_bytes().to_vec();
+        self.run_limited(move || hash_blocking(&params, &password)).await?
+    }
+
+    /// Checks `password` against `stored`, or against the dummy hash when there is no
+    /// user, so both cases cost one Argon2id evaluation.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verified, AuthError> {
+        let params = self.params.clone();
+        let password = password.to_owned();
+        let real = stored.is_some();
+        let stored = stored.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
+        self.run_limited(move || verify_blocking(&params, &password, &stored, real)).await?
+    }
+
+    async fn run_limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Internal("password hasher closed"))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| AuthError::Internal("password hashing task failed"))
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, AuthError> {
+    let salt = crate::ids::random_bytes::<16>()?;
+    argon2(params)
+        .hash_password_with_salt(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| AuthError::Internal("password hashing failed"))
+}
+
+fn verify_blocking(params: &Params, password: &str, stored: &str, real: bool) -> Result<Verified, AuthError> {
+    if is_bcrypt_hash(stored) {
+        // bcrypt only looks at the first 72 bytes; refuse longer passwords rather than
+        // accept a password that merely shares its first 72 bytes with the real one.
+        if password.len() > 72 || !bcrypt::verify(password, stored).unwrap_or(false) {
+            return Ok(Verified::No);
+        }
+        return Ok(Verified::YesRehashed(hash_blocking(params, password.as_bytes())?));
+    }
+    // A stored hash with other parameters still verifies: the PHC string carries its own.
+    let ok = argon2(params).verify_password(password.as_bytes(), stored).is_ok();
+    Ok(if ok && real { Verified::Yes } else { Verified::No })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn fast() -> PasswordHasher {
+        PasswordHasher::new(Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 }, 2).unwrap()
+    }
+
+    #[tokio::test]
+    async fn argon2id_round_trip() {
+        let h = fast();
+        let hash = h.hash("correct horse battery staple").await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        assert_eq!(h.verify("correct horse battery staple", Some(&hash)).await.unwrap(), Verified::Yes);
+        assert_eq!(h.verify("correct horse battery stapl", Some(&hash)).await.unwrap(), Verified::No);
+    }
+
+    #[tokio::test]
+    async fn unicode_passwords_are_not_truncated() {
+        let h = fast();
+        let long = "é".repeat(100);
+        let hash = h.hash(&long).await.unwrap();
+        let almost = format!("{}e", "é".repeat(99));
+        assert_eq!(h.verify(&almost, Some(&hash)).await.unwrap(), Verified::No);
+        assert_eq!(h.verify(&long, Some(&hash)).await.unwrap(), Verified::Yes);
+    }
+
+    #[tokio::test]
+    async fn bcrypt_variants_verify_and_are_upgraded() {
+        let h = fast();
+        let b = bcrypt::hash("imported password", 4).unwrap();
+        assert!(b.starts_with("$2b$"));
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let variant = format!("{prefix}{}", &b[4..]);
+            match h.verify("imported password", Some(&variant)).await.unwrap() {
+                Verified::YesRehashed(new) => {
+                    assert!(new.starts_with("$argon2id$"));
+                    assert_eq!(h.verify("imported password", Some(&new)).await.unwrap(), Verified::Yes);
+                }
+                other => panic!("{prefix}: {other:?}"),
+            }
+            assert_eq!(h.verify("wrong password", Some(&variant)).await.unwrap(), Verified::No);
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        let h = fast();
+        assert_eq!(h.verify("anything at all", None).await.unwrap(), Verified::No);
+    }
+
+    #[test]
+    fn policy_counts_characters_not_bytes() {
+        let p = PasswordPolicy { min_chars: 12, max_chars: 16 };
+        assert!(p.check(&"日".repeat(12)).is_ok()); // 36 bytes, 12 characters
+        assert_eq!(p.check(&"a".repeat(11)).unwrap_err().field, "password");
+        assert!(p.check(&"a".repeat(17)).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! The auth service: login, refresh, logout, verification and account administration,
+//! written against the [`Store`] trait and the [`Clock`]. The HTTP layer and the CLI are
+//! thin wrappers around it.
+
+use std::sync::Arc;
+
+use crate::cache::SessionCache;
+use crate::clock::Clock;
+use crate::error::{AuthError, ValidationError};
+use crate::ids::random_id;
+use crate::model::{
+    Principal, Role, Session, User, normalize_username, validate_email, validate_name, validate_username,
+};
+use crate::password::{PasswordHasher, PasswordPolicy, Verified};
+use crate::store::{Invalidation, RotateOutcome, RotateRequest, Store};
+use crate::token::TokenKeys;
+use crate::token::access::AccessTokenCodec;
+use crate::token::refresh::RefreshToken;
+
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// Absolute session lifetime, fixed at login (the refresh token's hard limit).
+    pub absolute_ttl_secs: i64,
+    /// A session not refreshed for this long ends.
+    pub idle_ttl_secs: i64,
+    /// Grace window for presenting a just-rotated refresh token again.
+    pub reuse_grace_secs: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self { absolute_ttl_secs: 7 * 24 * 3600, idle_ttl_secs: 3 * 24 * 3600, reuse_grace_secs: 5 }
+    }
+}
+
+/// Where a request came from, recorded on the session it creates.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What login and refresh hand back to the client.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: RefreshToken,
+    pub principal: Arc<Principal>,
+}
+
+/// Input for creating a user (admin API and CLI).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub roles: Vec<String>,
+}
+
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: TokenKeys,
+    access: AccessTokenCodec,
+    passwords: PasswordHasher,
+    password_policy: PasswordPolicy,
+    sessions: SessionPolicy,
+    cache: SessionCache,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").field("sessions", &self.sessions).finish_non_exhaustive()
+    }
+}
+
+pub struct AuthServiceParts {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: TokenKeys,
+    pub access: AccessTokenCodec,
+    pub passwords: PasswordHasher,
+    pub password_policy: PasswordPolicy,
+    pub sessions: SessionPolicy,
+    pub cache_capacity: u64,
+}
+
+impl AuthService {
+    /// Builds the service and subscribes its cache to the store's revocation feed.
+    pub fn new(parts: AuthServiceParts) -> Arc<Self> {
+        let cache = SessionCache::new(parts.cache_capacity, parts.clock.clone());
+        let sink_cache = cache.clone();
+        parts.store.subscribe_invalidations(Arc::new(move |inv| sink_cache.invalidate(&inv)));
+        Arc::new(Self {
+            store: parts.store,
+            clock: parts.clock,
+            keys: parts.keys,
+            access: parts.access,
+            passwords: parts.passwords,
+            password_policy: parts.password_policy,
+            sessions: parts.sessions,
+            cache,
+        })
+    }
+
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub async fn ready(&self) -> Result<(), AuthError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Checks a username and password and opens a session. Unknown users, wrong
+    /// passwords and disabled accounts all get `InvalidCredentials` after the same
+    /// amount of hashing work.
+    pub async fn login(&self, username: &str, password: &str, client: ClientInfo) -> Result<IssuedTokens, AuthError> {
+        if password.chars().count() > self.password_policy.max_chars || username.chars().count() > 256 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = match validate_username(username) {
+            Ok(()) => self.store.find_user_by_username(&normalize_username(username)).await?,
+            Err(_) => None,
+        };
+        let verified = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let Some(mut user) = user.filter(|u| !u.disabled && verified != Verified::No) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if let Verified::YesRehashed(new_hash) = verified {
+            user.password_hash = new_hash;
+            user.updated_at = self.clock.now();
+            self.store.update_user(&user).await?;
+            tracing::info!(user_id = %user.id, "upgraded imported bcrypt hash to Argon2id");
+        }
+        self.open_session(&user, client).await
+    }
+
+    async fn open_session(&self, user: &User, client: ClientInfo) -> Result<IssuedTokens, AuthError> {
+        let now = self.clock.now();
+        let absolute_expiry = now + self.sessions.absolute_ttl_secs;
+        let session = Session {
+            sid: random_id()?,
+            user_id: user.id.clone(),
+            created_at: now,
+            last_seen: now,
+            absolute_expiry,
+            idle_expiry: (now + self.sessions.idle_ttl_secs).min(absolute_expiry),
+            ip: client.ip.map(|ip| truncate(ip, 64)),
+            user_agent: client.user_agent.map(|ua| truncate(ua, 512)),
+            refresh_generation: 0,
+        };
+        let refresh = RefreshToken::generate(&user.id, &session.sid)?;
+        self.store.create_session(&session, &refresh.hash(&self.keys), now).await?;
+        let roles = self.store.list_roles().await?;
+        let principal = self.cache.insert(Principal::from_parts(&session, user, &roles));
+        tracing::info!(user_id = %user.id, session_id = %session.sid, "login");
+        self.issue(principal, refresh)
+    }
+
+    fn issue(&self, principal: Arc<Principal>, refresh_token: RefreshToken) -> Result<IssuedTokens, AuthError> {
+        let now = self.clock.now();
+        let (access_token, claims) = self.access.issue(&principal, now)?;
+        Ok(IssuedTokens { access_token, expires_in: claims.exp - now, refresh_token, principal })
+    }
+
+    /// Rotates a refresh token: one atomic store call. See [`RotateOutcome`].
+    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens, AuthError> {
+        let token = RefreshToken::parse(presented)?;
+        let successor = token.successor(&self.keys);
+        let req = RotateRequest {
+            user_id: token.user_id.clone(),
+            session_id: token.session_id.clone(),
+            presented: token.hash(&self.keys),
+            successor: successor.hash(&self.keys),
+            now: self.clock.now(),
+            grace_secs: self.sessions.reuse_grace_secs,
+            idle_secs: self.sessions.idle_ttl_secs,
+        };
+        match self.store.rotate_refresh(&req).await? {
+            RotateOutcome::Rotated(rec) | RotateOutcome::Replayed(rec) => {
+                if rec.user.disabled {
+                    self.revoke(&rec.user.id, &rec.session.sid).await?;
+                    return Err(AuthError::InvalidRefreshToken);
+                }
+                let principal = self.cache.insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles));
+                self.issue(principal, successor)
+            }
+            RotateOutcome::Reused => {
+                self.cache.invalidate(&Invalidation::Session(token.session_id.clone()));
+                tracing::warn!(user_id = %token.user_id, session_id = %token.session_id,
+                    "refresh token reused after rotation; session revoked");
+                Err(AuthError::RefreshTokenReused)
+            }
+            RotateOutcome::Invalid => Err(AuthError::InvalidRefreshToken),
+        }
+    }
+
+    /// The principal behind a bearer access token. The hot path: signature and claims,
+    /// then the in-process cache; only a cache miss reads the store (one round trip).
+    pub async fn authenticate(&self, access_token: &str) -> Result<Arc<Principal>, AuthError> {
+        let now = self.clock.now();
+        let claims = self.access.verify(access_token, now)?;
+        if let Some(p) = self.cache.get(&claims.sub, &claims.sid) {
+            return Ok(p);
+        }
+        let rec = self.store.load_principal(&claims.sub, &claims.sid, now).await?;
+        match rec {
+            Some(rec) if !rec.user.disabled => {
+                Ok(self.cache.insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles)))
+            }
+            _ => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Ends the session named by either token. Idempotent: unknown, expired or
+    /// malformed tokens end nothing and are not an error.
+    pub async fn logout(&self, access_token: Option<&str>, refresh_token: Option<&str>) -> Result<(), AuthError> {
+        if let Some(token) = refresh_token.and_then(|t| RefreshToken::parse(t).ok()) {
+            let proof = token.hash(&self.keys);
+            self.store.revoke_session(&token.user_id, &token.session_id, Some(&proof)).await?;
+            self.cache.invalidate(&Invalidation::Session(token.session_id.clone()));
+        }
+        if let Some(claims) = access_token.and_then(|t| self.access.verify(t, self.clock.now()).ok()) {
+            self.revoke(&claims.sub, &claims.sid).await?;
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, AuthError> {
+        let existed = self.store.revoke_session(user_id, session_id, None).await?;
+        self.cache.invalidate(&Invalidation::Session(session_id.to_owned()));
+        Ok(existed)
+    }
+
+    /// Ends every session of the user except `keep`.
+    pub async fn revoke_all_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<u64, AuthError> {
+        let n = self.store.revoke_all_sessions(user_id, keep).await?;
+        self.cache.invalidate(&Invalidation::User(user_id.to_owned()));
+        Ok(n)
+    }
+
+    pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<Session>, AuthError> {
+        Ok(self.store.list_sessions(user_id, self.clock.now()).await?)
+    }
+
+    /// Revokes one of the user's own sessions; `NotFound` if it is not theirs or gone.
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str) -> Result<(), AuthError> {
+        if !crate::ids::is_valid_id(session_id) || !self.revoke(user_id, session_id).await? {
+            return Err(AuthError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Changes the caller's password after checking the current one, then ends every
+    /// other session of the user.
+    pub async fn change_password(&self, principal: &Principal, current: &str, new: &str) -> Result<(), AuthError> {
+        let user = self.store.get_user(&principal.user_id).await?.ok_or(AuthError::InvalidToken)?;
+        if current.chars().count() > self.password_policy.max_chars
+            || self.passwords.verify(current, Some(&user.password_hash)).await? == Verified::No
+        {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.set_password(user, new, Some(&principal.session_id)).await
+    }
+
+    async fn set_password(&self, mut user: User, new: &str, keep_session: Option<&str>) -> Result<(), AuthError> {
+        self.password_policy.check(new)?;
+        let now = self.clock.now();
+        user.password_hash = self.passwords.hash(new).await?;
+        user.password_changed_at = now;
+        user.updated_at = now;
+        self.store.update_user(&user).await?;
+        self.revoke_all_sessions(&user.id, keep_session).await?;
+        Ok(())
+    }
+
+    // ---- administration (admin API and CLI) ----
+
+    pub async fn create_user(&self, new: NewUser) -> Result<User, AuthError> {
+        validate_username(&new.username)?;
+        validate_email(&new.email)?;
+        self.password_policy.check(&new.password)?;
+        self.ensure_roles_exist(&new.roles).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: random_id()?,
+            username: new.username,
+            email: new.email,
+            password_hash: self.passwords.hash(&new.password).await?,
+            roles: dedup(new.roles),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+            password_changed_at: now,
+        };
+        self.store.create_user(&user).await?;
+        tracing::info!(user_id = %user.id, "user created");
+        Ok(user)
+    }
+
+    pub async fn find_user(&self, username: &str) -> Result<User, AuthError> {
+        validate_username(username)?;
+        self.store.find_user_by_username(&normalize_username(username)).await?.ok_or(AuthError::NotFound)
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<User, AuthError> {
+        if !crate::ids::is_valid_id(id) {
+            return Err(AuthError::NotFound);
+        }
+        self.store.get_user(id).await?.ok_or(AuthError::NotFound)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, AuthError> {
+        let mut users = self.store.list_users().await?;
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
+    }
+
+    /// Disabling also ends every session, so access stops on the next request.
+    pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<User, AuthError> {
+        let mut user = self.get_user(user_id).await?;
+        user.disabled = disabled;
+        user.updated_at = self.clock.now();
+        self.store.update_user(&user).await?;
+        if disabled {
+            self.revoke_all_sessions(user_id, None).await?;
+        }
+        self.cache.invalidate(&Invalidation::User(user.id.clone()));
+        Ok(user)
+    }
+
+    pub async fn admin_set_password(&self, user_id: &str, new: &str) -> Result<(), AuthError> {
+        let user = self.get_user(user_id).await?;
+        self.set_password(user, new, None).await
+    }
+
+    pub async fn set_user_roles(&self, user_id: &str, roles: Vec<String>) -> Result<User, AuthError> {
+        self.ensure_roles_exist(&roles).await?;
+        let mut user = self.get_user(user_id).await?;
+        user.roles = dedup(roles);
+        user.updated_at = self.clock.now();
+        self.store.update_user(&user).await?;
+        self.cache.invalidate(&Invalidation::User(user.id.clone()));
+        Ok(user)
+    }
+
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), AuthError> {
+        if !crate::ids::is_valid_id(user_id) || !self.store.delete_user(user_id).await? {
+            return Err(AuthError::NotFound);
+        }
+        self.cache.invalidate(&Invalidation::User(user_id.to_owned()));
+        Ok(())
+    }
+
+    pub async fn put_role(&self, role: Role) -> Result<Role, AuthError> {
+        let role = Role { name: role.name, permissions: dedup(role.permissions) };
+        role.validate()?;
+        self.store.put_role(&role).await?;
+        self.cache.invalidate(&Invalidation::All);
+        Ok(role)
+    }
+
+    pub async fn list_roles(&self) -> Result<Vec<Role>, AuthError> {
+        let mut roles = self.store.list_roles().await?;
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(roles)
+    }
+
+    async fn ensure_roles_exist(&self, roles: &[String]) -> Result<(), AuthError> {
+        if roles.is_empty() {
+            return Ok(());
+        }
+        for r in roles {
+            validate_name("roles", r)?;
+        }
+        let defined = self.store.list_roles().await?;
+        if roles.iter().all(|r| defined.iter().any(|d| &d.name == r)) {
+            Ok(())
+        } else {
+            Err(ValidationError::new("roles", "names a role that is not defined").into())
+        }
+    }
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+    v
+}
+
+fn truncate(mut s: String, max_bytes: usize) -> String {
+    if s.len() > max_bytes {
+        let mut cut = max_bytes;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}

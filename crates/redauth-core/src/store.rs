@@ -1,0 +1,106 @@
+//! The storage boundary. The service talks only to [`Store`]; Redis and the embedded
+//! database implement it, and one conformance suite (in `redauth-testkit`) holds every
+//! behaviour the service relies on.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::UnixTime;
+use crate::error::StoreError;
+use crate::model::{Role, Session, SessionId, User, UserId};
+use crate::token::refresh::TokenHash;
+
+/// Session + user + roles, read together in one round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRecord {
+    pub session: Session,
+    pub user: User,
+    /// Definitions of the roles the user holds (missing definitions are left out).
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RotateRequest {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub presented: TokenHash,
+    pub successor: TokenHash,
+    pub now: UnixTime,
+    /// How long after a rotation the previous token may be presented again and get
+    /// the same successor back. Anchored to the first rotation.
+    pub grace_secs: i64,
+    /// How far a successful rotation pushes the idle expiry (capped by the absolute one).
+    pub idle_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was current; its successor is now current.
+    Rotated(PrincipalRecord),
+    /// The presented token was the previous one, within the grace window: the
+    /// successor stays current and is handed out again.
+    Replayed(PrincipalRecord),
+    /// The presented token is neither current nor a fresh previous: the session has
+    /// been revoked (possible theft).
+    Reused,
+    /// Unknown session, or expired.
+    Invalid,
+}
+
+/// A message on the revocation feed: what every node must drop from its cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    Session(SessionId),
+    User(UserId),
+    /// Role definitions changed, or the feed was interrupted and messages may be lost.
+    All,
+}
+
+pub type InvalidationSink = Arc<dyn Fn(Invalidation) + Send + Sync>;
+
+/// Persistent state of users, roles and login sessions.
+///
+/// Every method is one round trip to the backend. Methods that change what a
+/// principal may do also publish an [`Invalidation`] to other nodes.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Fails with `UsernameTaken` if another user has the same normalized username,
+    /// also under concurrent creates.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Replaces an existing user (the username cannot change). `NotFound` if absent.
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Deletes the user, its username claim and all its sessions.
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
+
+    async fn put_role(&self, role: &Role) -> Result<(), StoreError>;
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
+
+    /// Stores a new session whose current refresh token hashes to `refresh`, adds it to
+    /// the user's index and prunes expired ids from that index.
+    async fn create_session(&self, session: &Session, refresh: &TokenHash, now: UnixTime) -> Result<(), StoreError>;
+    /// The live session with its user and roles, or `None` (unknown, expired, or the
+    /// session belongs to another user).
+    async fn load_principal(&self, user_id: &str, session_id: &str, now: UnixTime)
+    -> Result<Option<PrincipalRecord>, StoreError>;
+    /// Atomic refresh-token rotation with reuse detection (see [`RotateOutcome`]).
+    async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError>;
+    /// Live sessions of a user, oldest first; prunes dead ids from the index.
+    async fn list_sessions(&self, user_id: &str, now: UnixTime) -> Result<Vec<Session>, StoreError>;
+    /// Deletes one session. With `proof`, only if it hashes to the current or previous
+    /// refresh token (so a forged token cannot log anyone out). True if it existed.
+    async fn revoke_session(&self, user_id: &str, session_id: &str, proof: Option<&TokenHash>)
+    -> Result<bool, StoreError>;
+    /// Deletes all sessions of a user except `keep`. Returns how many were deleted.
+    async fn revoke_all_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError>;
+
+    /// Starts delivering invalidations published by other nodes to `sink`. Backends
+    /// with a single process (the embedded store) have nothing to deliver.
+    fn subscribe_invalidations(&self, _sink: InvalidationSink) {}
+}
