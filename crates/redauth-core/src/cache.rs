@@ -30,7 +30,13 @@ impl Expiry<String, Arc<Principal>> for UntilSessionEnds {
         Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
     }
 
-    fn expire_after_update(&self, k: &String, p: &Arc<Principal>, at: Instant, _: Option<Duration>) -> Option<Duration> {
+    fn expire_after_update(
+        &self,
+        k: &String,
+        p: &Arc<Principal>,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
         self.expire_after_create(k, p, at)
     }
 }
@@ -64,7 +70,9 @@ impl SessionCache {
             Invalidation::User(uid) => {
                 let uid = uid.clone();
                 // Only fails if closures were not enabled at build time, which they are.
-                let _ = self.entries.invalidate_entries_if(move |_, p| p.user_id == uid);
+                let _ = self
+                    .entries
+                    .invalidate_entries_if(move |_, p| p.user_id == uid);
             }
             Invalidation::All => self.entries.invalidate_all(),
         }

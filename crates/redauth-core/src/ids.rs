@@ -9,7 +9,8 @@ use crate::error::AuthError;
 /// keeps tokens unguessable, so it surfaces as an internal error rather than a weak id.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|_| AuthError::Internal("OS random number generator failed"))?;
+    getrandom::fill(&mut buf)
+        .map_err(|_| AuthError::Internal("OS random number generator failed"))?;
     Ok(buf)
 }
 
@@ -22,7 +23,9 @@ pub fn random_id() -> Result<String, AuthError> {
 /// Is `s` shaped like an id produced by [`random_id`]? Checked before an id taken from a
 /// token or a URL is used to build a storage key.
 pub fn is_valid_id(s: &str) -> bool {
-    s.len() == 22 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 22
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -55,7 +55,10 @@ impl User {
         validate_username(&self.username)?;
         validate_email(&self.email)?;
         if !(self.password_hash.starts_with("$argon2id$") || is_bcrypt_hash(&self.password_hash)) {
-            return Err(ValidationError::new("password_hash", "must be an Argon2id or bcrypt hash"));
+            return Err(ValidationError::new(
+                "password_hash",
+                "must be an Argon2id or bcrypt hash",
+            ));
         }
         let mut seen = BTreeSet::new();
         for role in &self.roles {
@@ -65,7 +68,10 @@ impl User {
             }
         }
         if self.updated_at < self.created_at {
-            return Err(ValidationError::new("updated_at", "must not precede created_at"));
+            return Err(ValidationError::new(
+                "updated_at",
+                "must not precede created_at",
+            ));
         }
         Ok(())
     }
@@ -80,7 +86,10 @@ pub(crate) fn is_bcrypt_hash(hash: &str) -> bool {
 pub fn validate_username(username: &str) -> Result<(), ValidationError> {
     let len = username.chars().count();
     if !(3..=64).contains(&len) {
-        return Err(ValidationError::new("username", "must be 3 to 64 characters"));
+        return Err(ValidationError::new(
+            "username",
+            "must be 3 to 64 characters",
+        ));
     }
     if !username
         .chars()
@@ -118,13 +127,16 @@ pub fn validate_email(email: &str) -> Result<(), ValidationError> {
 /// Role and permission names: 1 to 64 of `[a-z0-9_:.-]`.
 pub fn validate_name(field: &'static str, name: &str) -> Result<(), ValidationError> {
     let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'.' | b'-'));
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'.' | b'-')
+        });
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new(field, "must be 1 to 64 of a-z 0-9 _ : . -"))
+        Err(ValidationError::new(
+            field,
+            "must be 1 to 64 of a-z 0-9 _ : . -",
+        ))
     }
 }
 
@@ -181,13 +193,19 @@ impl Session {
             return Err(ValidationError::new("user_id", "must be a redauth id"));
         }
         if self.idle_expiry > self.absolute_expiry {
-            return Err(ValidationError::new("idle_expiry", "must not exceed absolute_expiry"));
+            return Err(ValidationError::new(
+                "idle_expiry",
+                "must not exceed absolute_expiry",
+            ));
         }
         if self.ip.as_ref().is_some_and(|ip| ip.len() > 64) {
             return Err(ValidationError::new("ip", "must be at most 64 bytes"));
         }
         if self.user_agent.as_ref().is_some_and(|ua| ua.len() > 512) {
-            return Err(ValidationError::new("user_agent", "must be at most 512 bytes"));
+            return Err(ValidationError::new(
+                "user_agent",
+                "must be at most 512 bytes",
+            ));
         }
         Ok(())
     }
@@ -259,9 +277,15 @@ mod tests {
             ("email", Box::new(|u| u.email = "not-an-email".into())),
             ("email", Box::new(|u| u.email = "a@b".into())),
             ("email", Box::new(|u| u.email = "a@@b.com".into())),
-            ("password_hash", Box::new(|u| u.password_hash = "plaintext".into())),
+            (
+                "password_hash",
+                Box::new(|u| u.password_hash = "plaintext".into()),
+            ),
             ("roles", Box::new(|u| u.roles = vec!["Admin".into()])),
-            ("roles", Box::new(|u| u.roles = vec!["x".into(), "x".into()])),
+            (
+                "roles",
+                Box::new(|u| u.roles = vec!["x".into(), "x".into()]),
+            ),
             ("id", Box::new(|u| u.id = "../etc".into())),
         ];
         for (field, mutate) in cases {
@@ -291,8 +315,14 @@ mod tests {
             refresh_generation: 0,
         };
         let roles = vec![
-            Role { name: "admin".into(), permissions: vec!["redauth:admin".into()] },
-            Role { name: "other".into(), permissions: vec!["other:perm".into()] },
+            Role {
+                name: "admin".into(),
+                permissions: vec!["redauth:admin".into()],
+            },
+            Role {
+                name: "other".into(),
+                permissions: vec!["other:perm".into()],
+            },
         ];
         let p = Principal::from_parts(&s, &u, &roles);
         assert!(p.has_permission(ADMIN_PERMISSION));

@@ -22,7 +22,11 @@ pub struct Argon2Params {
 
 impl Default for Argon2Params {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
@@ -36,7 +40,10 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { min_chars: 12, max_chars: 128 }
+        Self {
+            min_chars: 12,
+            max_chars: 128,
+        }
     }
 }
 
@@ -44,10 +51,16 @@ impl PasswordPolicy {
     pub fn check(&self, password: &str) -> Result<(), ValidationError> {
         let n = password.chars().count();
         if n < self.min_chars {
-            return Err(ValidationError::new("password", "is shorter than the minimum length"));
+            return Err(ValidationError::new(
+                "password",
+                "is shorter than the minimum length",
+            ));
         }
         if n > self.max_chars {
-            return Err(ValidationError::new("password", "is longer than the maximum length"));
+            return Err(ValidationError::new(
+                "password",
+                "is longer than the maximum length",
+            ));
         }
         Ok(())
     }
@@ -74,15 +87,22 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
 impl PasswordHasher {
     /// `max_concurrent` bounds how many hashes run at once (at least 1).
     pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self, AuthError> {
-        let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
-            .map_err(|_| AuthError::Internal("invalid Argon2 parameters"))?;
+        let params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map_err(|_| AuthError::Internal("invalid Argon2 parameters"))?;
         let dummy_password = crate::ids::random_bytes::<32>()?;
         let dummy_hash = hash_blocking(&params, &dummy_password)?;
         Ok(Self {
@@ -95,17 +115,23 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
         let params = self.params.clone();
         let password = password.as_bytes().to_vec();
-        self.run_limited(move || hash_blocking(&params, &password)).await?
+        self.run_limited(move || hash_blocking(&params, &password))
+            .await?
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no
     /// user, so both cases cost one Argon2id evaluation.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verified, AuthError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verified, AuthError> {
         let params = self.params.clone();
         let password = password.to_owned();
         let real = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
-        self.run_limited(move || verify_blocking(&params, &password, &stored, real)).await?
+        self.run_limited(move || verify_blocking(&params, &password, &stored, real))
+            .await?
     }
 
     async fn run_limited<T: Send + 'static>(
@@ -135,18 +161,32 @@ fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, AuthError> 
         .map_err(|_| AuthError::Internal("password hashing failed"))
 }
 
-fn verify_blocking(params: &Params, password: &str, stored: &str, real: bool) -> Result<Verified, AuthError> {
+fn verify_blocking(
+    params: &Params,
+    password: &str,
+    stored: &str,
+    real: bool,
+) -> Result<Verified, AuthError> {
     if is_bcrypt_hash(stored) {
         // bcrypt only looks at the first 72 bytes; refuse longer passwords rather than
         // accept a password that merely shares its first 72 bytes with the real one.
         if password.len() > 72 || !bcrypt::verify(password, stored).unwrap_or(false) {
             return Ok(Verified::No);
         }
-        return Ok(Verified::YesRehashed(hash_blocking(params, password.as_bytes())?));
+        return Ok(Verified::YesRehashed(hash_blocking(
+            params,
+            password.as_bytes(),
+        )?));
     }
     // A stored hash with other parameters still verifies: the PHC string carries its own.
-    let ok = argon2(params).verify_password(password.as_bytes(), stored).is_ok();
-    Ok(if ok && real { Verified::Yes } else { Verified::No })
+    let ok = argon2(params)
+        .verify_password(password.as_bytes(), stored)
+        .is_ok();
+    Ok(if ok && real {
+        Verified::Yes
+    } else {
+        Verified::No
+    })
 }
 
 #[cfg(test)]
@@ -154,7 +194,15 @@ mod tests {
     use super::*;
 
     pub(crate) fn fast() -> PasswordHasher {
-        PasswordHasher::new(Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 }, 2).unwrap()
+        PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            2,
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -162,8 +210,18 @@ mod tests {
         let h = fast();
         let hash = h.hash("correct horse battery staple").await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
-        assert_eq!(h.verify("correct horse battery staple", Some(&hash)).await.unwrap(), Verified::Yes);
-        assert_eq!(h.verify("correct horse battery stapl", Some(&hash)).await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify("correct horse battery staple", Some(&hash))
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            h.verify("correct horse battery stapl", Some(&hash))
+                .await
+                .unwrap(),
+            Verified::No
+        );
     }
 
     #[tokio::test]
@@ -186,23 +244,35 @@ mod tests {
             match h.verify("imported password", Some(&variant)).await.unwrap() {
                 Verified::YesRehashed(new) => {
                     assert!(new.starts_with("$argon2id$"));
-                    assert_eq!(h.verify("imported password", Some(&new)).await.unwrap(), Verified::Yes);
+                    assert_eq!(
+                        h.verify("imported password", Some(&new)).await.unwrap(),
+                        Verified::Yes
+                    );
                 }
                 other => panic!("{prefix}: {other:?}"),
             }
-            assert_eq!(h.verify("wrong password", Some(&variant)).await.unwrap(), Verified::No);
+            assert_eq!(
+                h.verify("wrong password", Some(&variant)).await.unwrap(),
+                Verified::No
+            );
         }
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         let h = fast();
-        assert_eq!(h.verify("anything at all", None).await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify("anything at all", None).await.unwrap(),
+            Verified::No
+        );
     }
 
     #[test]
     fn policy_counts_characters_not_bytes() {
-        let p = PasswordPolicy { min_chars: 12, max_chars: 16 };
+        let p = PasswordPolicy {
+            min_chars: 12,
+            max_chars: 16,
+        };
         assert!(p.check(&"日".repeat(12)).is_ok()); // 36 bytes, 12 characters
         assert_eq!(p.check(&"a".repeat(11)).unwrap_err().field, "password");
         assert!(p.check(&"a".repeat(17)).is_err());

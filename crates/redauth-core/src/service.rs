@@ -9,7 +9,8 @@ use crate::clock::Clock;
 use crate::error::{AuthError, ValidationError};
 use crate::ids::random_id;
 use crate::model::{
-    Principal, Role, Session, User, normalize_username, validate_email, validate_name, validate_username,
+    Principal, Role, Session, User, normalize_username, validate_email, validate_name,
+    validate_username,
 };
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
 use crate::store::{Invalidation, RotateOutcome, RotateRequest, Store};
@@ -29,7 +30,11 @@ pub struct SessionPolicy {
 
 impl Default for SessionPolicy {
     fn default() -> Self {
-        Self { absolute_ttl_secs: 7 * 24 * 3600, idle_ttl_secs: 3 * 24 * 3600, reuse_grace_secs: 5 }
+        Self {
+            absolute_ttl_secs: 7 * 24 * 3600,
+            idle_ttl_secs: 3 * 24 * 3600,
+            reuse_grace_secs: 5,
+        }
     }
 }
 
@@ -71,7 +76,9 @@ pub struct AuthService {
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("sessions", &self.sessions).finish_non_exhaustive()
+        f.debug_struct("AuthService")
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +98,9 @@ impl AuthService {
     pub fn new(parts: AuthServiceParts) -> Arc<Self> {
         let cache = SessionCache::new(parts.cache_capacity, parts.clock.clone());
         let sink_cache = cache.clone();
-        parts.store.subscribe_invalidations(Arc::new(move |inv| sink_cache.invalidate(&inv)));
+        parts
+            .store
+            .subscribe_invalidations(Arc::new(move |inv| sink_cache.invalidate(&inv)));
         Arc::new(Self {
             store: parts.store,
             clock: parts.clock,
@@ -119,15 +128,29 @@ impl AuthService {
     /// Checks a username and password and opens a session. Unknown users, wrong
     /// passwords and disabled accounts all get `InvalidCredentials` after the same
     /// amount of hashing work.
-    pub async fn login(&self, username: &str, password: &str, client: ClientInfo) -> Result<IssuedTokens, AuthError> {
-        if password.chars().count() > self.password_policy.max_chars || username.chars().count() > 256 {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
+        if password.chars().count() > self.password_policy.max_chars
+            || username.chars().count() > 256
+        {
             return Err(AuthError::InvalidCredentials);
         }
         let user = match validate_username(username) {
-            Ok(()) => self.store.find_user_by_username(&normalize_username(username)).await?,
+            Ok(()) => {
+                self.store
+                    .find_user_by_username(&normalize_username(username))
+                    .await?
+            }
             Err(_) => None,
         };
-        let verified = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let verified = self
+            .passwords
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
         let Some(mut user) = user.filter(|u| !u.disabled && verified != Verified::No) else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -140,7 +163,11 @@ impl AuthService {
         self.open_session(&user, client).await
     }
 
-    async fn open_session(&self, user: &User, client: ClientInfo) -> Result<IssuedTokens, AuthError> {
+    async fn open_session(
+        &self,
+        user: &User,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
         let now = self.clock.now();
         let absolute_expiry = now + self.sessions.absolute_ttl_secs;
         let session = Session {
@@ -155,17 +182,30 @@ impl AuthService {
             refresh_generation: 0,
         };
         let refresh = RefreshToken::generate(&user.id, &session.sid)?;
-        self.store.create_session(&session, &refresh.hash(&self.keys), now).await?;
+        self.store
+            .create_session(&session, &refresh.hash(&self.keys), now)
+            .await?;
         let roles = self.store.list_roles().await?;
-        let principal = self.cache.insert(Principal::from_parts(&session, user, &roles));
+        let principal = self
+            .cache
+            .insert(Principal::from_parts(&session, user, &roles));
         tracing::info!(user_id = %user.id, session_id = %session.sid, "login");
         self.issue(principal, refresh)
     }
 
-    fn issue(&self, principal: Arc<Principal>, refresh_token: RefreshToken) -> Result<IssuedTokens, AuthError> {
+    fn issue(
+        &self,
+        principal: Arc<Principal>,
+        refresh_token: RefreshToken,
+    ) -> Result<IssuedTokens, AuthError> {
         let now = self.clock.now();
         let (access_token, claims) = self.access.issue(&principal, now)?;
-        Ok(IssuedTokens { access_token, expires_in: claims.exp - now, refresh_token, principal })
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: claims.exp - now,
+            refresh_token,
+            principal,
+        })
     }
 
     /// Rotates a refresh token: one atomic store call. See [`RotateOutcome`].
@@ -187,11 +227,14 @@ impl AuthService {
                     self.revoke(&rec.user.id, &rec.session.sid).await?;
                     return Err(AuthError::InvalidRefreshToken);
                 }
-                let principal = self.cache.insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles));
+                let principal =
+                    self.cache
+                        .insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles));
                 self.issue(principal, successor)
             }
             RotateOutcome::Reused => {
-                self.cache.invalidate(&Invalidation::Session(token.session_id.clone()));
+                self.cache
+                    .invalidate(&Invalidation::Session(token.session_id.clone()));
                 tracing::warn!(user_id = %token.user_id, session_id = %token.session_id,
                     "refresh token reused after rotation; session revoked");
                 Err(AuthError::RefreshTokenReused)
@@ -208,10 +251,15 @@ impl AuthService {
         if let Some(p) = self.cache.get(&claims.sub, &claims.sid) {
             return Ok(p);
         }
-        let rec = self.store.load_principal(&claims.sub, &claims.sid, now).await?;
+        let rec = self
+            .store
+            .load_principal(&claims.sub, &claims.sid, now)
+            .await?;
         match rec {
             Some(rec) if !rec.user.disabled => {
-                Ok(self.cache.insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles)))
+                Ok(self
+                    .cache
+                    .insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles)))
             }
             _ => Err(AuthError::InvalidToken),
         }
@@ -219,13 +267,22 @@ impl AuthService {
 
     /// Ends the session named by either token. Idempotent: unknown, expired or
     /// malformed tokens end nothing and are not an error.
-    pub async fn logout(&self, access_token: Option<&str>, refresh_token: Option<&str>) -> Result<(), AuthError> {
+    pub async fn logout(
+        &self,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
         if let Some(token) = refresh_token.and_then(|t| RefreshToken::parse(t).ok()) {
             let proof = token.hash(&self.keys);
-            self.store.revoke_session(&token.user_id, &token.session_id, Some(&proof)).await?;
-            self.cache.invalidate(&Invalidation::Session(token.session_id.clone()));
+            self.store
+                .revoke_session(&token.user_id, &token.session_id, Some(&proof))
+                .await?;
+            self.cache
+                .invalidate(&Invalidation::Session(token.session_id.clone()));
         }
-        if let Some(claims) = access_token.and_then(|t| self.access.verify(t, self.clock.now()).ok()) {
+        if let Some(claims) =
+            access_token.and_then(|t| self.access.verify(t, self.clock.now()).ok())
+        {
             self.revoke(&claims.sub, &claims.sid).await?;
         }
         Ok(())
@@ -233,14 +290,20 @@ impl AuthService {
 
     async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, AuthError> {
         let existed = self.store.revoke_session(user_id, session_id, None).await?;
-        self.cache.invalidate(&Invalidation::Session(session_id.to_owned()));
+        self.cache
+            .invalidate(&Invalidation::Session(session_id.to_owned()));
         Ok(existed)
     }
 
     /// Ends every session of the user except `keep`.
-    pub async fn revoke_all_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<u64, AuthError> {
+    pub async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, AuthError> {
         let n = self.store.revoke_all_sessions(user_id, keep).await?;
-        self.cache.invalidate(&Invalidation::User(user_id.to_owned()));
+        self.cache
+            .invalidate(&Invalidation::User(user_id.to_owned()));
         Ok(n)
     }
 
@@ -258,17 +321,36 @@ impl AuthService {
 
     /// Changes the caller's password after checking the current one, then ends every
     /// other session of the user.
-    pub async fn change_password(&self, principal: &Principal, current: &str, new: &str) -> Result<(), AuthError> {
-        let user = self.store.get_user(&principal.user_id).await?.ok_or(AuthError::InvalidToken)?;
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &str,
+        new: &str,
+    ) -> Result<(), AuthError> {
+        let user = self
+            .store
+            .get_user(&principal.user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
         if current.chars().count() > self.password_policy.max_chars
-            || self.passwords.verify(current, Some(&user.password_hash)).await? == Verified::No
+            || self
+                .passwords
+                .verify(current, Some(&user.password_hash))
+                .await?
+                == Verified::No
         {
             return Err(AuthError::InvalidCredentials);
         }
-        self.set_password(user, new, Some(&principal.session_id)).await
+        self.set_password(user, new, Some(&principal.session_id))
+            .await
     }
 
-    async fn set_password(&self, mut user: User, new: &str, keep_session: Option<&str>) -> Result<(), AuthError> {
+    async fn set_password(
+        &self,
+        mut user: User,
+        new: &str,
+        keep_session: Option<&str>,
+    ) -> Result<(), AuthError> {
         self.password_policy.check(new)?;
         let now = self.clock.now();
         user.password_hash = self.passwords.hash(new).await?;
@@ -305,7 +387,10 @@ impl AuthService {
 
     pub async fn find_user(&self, username: &str) -> Result<User, AuthError> {
         validate_username(username)?;
-        self.store.find_user_by_username(&normalize_username(username)).await?.ok_or(AuthError::NotFound)
+        self.store
+            .find_user_by_username(&normalize_username(username))
+            .await?
+            .ok_or(AuthError::NotFound)
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User, AuthError> {
@@ -339,7 +424,11 @@ impl AuthService {
         self.set_password(user, new, None).await
     }
 
-    pub async fn set_user_roles(&self, user_id: &str, roles: Vec<String>) -> Result<User, AuthError> {
+    pub async fn set_user_roles(
+        &self,
+        user_id: &str,
+        roles: Vec<String>,
+    ) -> Result<User, AuthError> {
         self.ensure_roles_exist(&roles).await?;
         let mut user = self.get_user(user_id).await?;
         user.roles = dedup(roles);
@@ -353,12 +442,16 @@ impl AuthService {
         if !crate::ids::is_valid_id(user_id) || !self.store.delete_user(user_id).await? {
             return Err(AuthError::NotFound);
         }
-        self.cache.invalidate(&Invalidation::User(user_id.to_owned()));
+        self.cache
+            .invalidate(&Invalidation::User(user_id.to_owned()));
         Ok(())
     }
 
     pub async fn put_role(&self, role: Role) -> Result<Role, AuthError> {
-        let role = Role { name: role.name, permissions: dedup(role.permissions) };
+        let role = Role {
+            name: role.name,
+            permissions: dedup(role.permissions),
+        };
         role.validate()?;
         self.store.put_role(&role).await?;
         self.cache.invalidate(&Invalidation::All);

@@ -84,21 +84,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new session whose current refresh token hashes to `refresh`, adds it to
     /// the user's index and prunes expired ids from that index.
-    async fn create_session(&self, session: &Session, refresh: &TokenHash, now: UnixTime) -> Result<(), StoreError>;
+    async fn create_session(
+        &self,
+        session: &Session,
+        refresh: &TokenHash,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
     /// The live session with its user and roles, or `None` (unknown, expired, or the
     /// session belongs to another user).
-    async fn load_principal(&self, user_id: &str, session_id: &str, now: UnixTime)
-    -> Result<Option<PrincipalRecord>, StoreError>;
+    async fn load_principal(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<PrincipalRecord>, StoreError>;
     /// Atomic refresh-token rotation with reuse detection (see [`RotateOutcome`]).
     async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError>;
     /// Live sessions of a user, oldest first; prunes dead ids from the index.
-    async fn list_sessions(&self, user_id: &str, now: UnixTime) -> Result<Vec<Session>, StoreError>;
+    async fn list_sessions(&self, user_id: &str, now: UnixTime)
+    -> Result<Vec<Session>, StoreError>;
     /// Deletes one session. With `proof`, only if it hashes to the current or previous
     /// refresh token (so a forged token cannot log anyone out). True if it existed.
-    async fn revoke_session(&self, user_id: &str, session_id: &str, proof: Option<&TokenHash>)
-    -> Result<bool, StoreError>;
+    async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        proof: Option<&TokenHash>,
+    ) -> Result<bool, StoreError>;
     /// Deletes all sessions of a user except `keep`. Returns how many were deleted.
-    async fn revoke_all_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError>;
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
 
     /// Starts delivering invalidations published by other nodes to `sink`. Backends
     /// with a single process (the embedded store) have nothing to deliver.

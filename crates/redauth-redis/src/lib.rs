@@ -1,1 +1,506 @@
+//! redauth's [`Store`] on Redis (single node, password/ACL auth, TLS).
+//!
+//! Every operation is one Lua script call (see [`scripts`]); the key layout is in
+//! [`keys`]. Revocations are published on a pub/sub channel and delivered to every
+//! node's session cache by [`RedisStore::subscribe_invalidations`].
 
+mod feed;
+pub mod keys;
+mod scripts;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redauth_core::clock::UnixTime;
+use redauth_core::store::{InvalidationSink, PrincipalRecord, RotateOutcome, RotateRequest};
+use redauth_core::token::refresh::TokenHash;
+use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, Value};
+
+use crate::keys::Keys;
+use crate::scripts::Scripts;
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://…` for TLS.
+    pub url: redauth_core::Secret,
+    /// PEM file of the CA that signed the server certificate (TLS only); without it
+    /// the system roots are used.
+    pub ca_file: Option<PathBuf>,
+    pub key_prefix: String,
+    /// A command that takes longer than this fails as `Unavailable` (503), never hangs.
+    pub response_timeout: Duration,
+}
+
+impl RedisConfig {
+    pub fn new(url: &str, key_prefix: &str) -> Self {
+        Self {
+            url: redauth_core::Secret::new(url),
+            ca_file: None,
+            key_prefix: key_prefix.to_owned(),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+pub struct RedisStore {
+    client: redis::Client,
+    con: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    feed: feed::FeedState,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Creates the store without waiting for Redis: the connection is made on first
+    /// use and re-made after failures, so a Redis that is down at start makes
+    /// requests fail with `Unavailable` instead of stopping the process.
+    pub fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Unavailable(format!("redis configuration: {what}"));
+        let client = match &config.ca_file {
+            Some(path) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let root_cert =
+                    std::fs::read(path).map_err(|e| bad(&format!("cannot read CA file: {e}")))?;
+                redis::Client::build_with_tls(
+                    config.url.expose(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )
+            }
+            None => {
+                if config.url.expose().starts_with("rediss://") {
+                    let _ = rustls::crypto::ring::default_provider().install_default();
+                }
+                redis::Client::open(config.url.expose())
+            }
+        }
+        .map_err(|e| bad(&e.to_string()))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let con = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| bad(&e.to_string()))?;
+        Ok(Self {
+            client,
+            con,
+            keys: Keys::new(&config.key_prefix),
+            scripts: Arc::new(Scripts::new()),
+            feed: feed::FeedState::default(),
+        })
+    }
+
+    /// Loads every script into Redis' script cache, so that later calls are exactly
+    /// one `EVALSHA` each (used by tests that count round trips).
+    pub async fn preload_scripts(&self) -> Result<(), StoreError> {
+        for s in self.scripts.all() {
+            s.prepare_invoke()
+                .load_async(&mut self.con.clone())
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves once the invalidation feed is subscribed (after
+    /// [`Store::subscribe_invalidations`]). Tests wait on it so that no publish is lost.
+    pub async fn invalidation_feed_ready(&self) {
+        self.feed.ready().await;
+    }
+
+    fn con(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+}
+
+fn map_err(e: redis::RedisError) -> StoreError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        match e.code() {
+            Some(
+                "LOADING" | "MASTERDOWN" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
+                | "WRONGPASS",
+            ) => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Corrupt(e.to_string()),
+        }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(&e.to_string()))
+}
+
+fn encode_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| corrupt(&e.to_string()))
+}
+
+fn from_value<T: FromRedisValue>(v: Value) -> Result<T, StoreError> {
+    T::from_redis_value(v).map_err(|e| corrupt(&e.to_string()))
+}
+
+/// The session hash as written by `create_session`.
+fn session_fields(s: &Session, refresh: &TokenHash) -> Vec<(&'static str, String)> {
+    vec![
+        ("uid", s.user_id.clone()),
+        ("created", s.created_at.to_string()),
+        ("last_seen", s.last_seen.to_string()),
+        ("abs_exp", s.absolute_expiry.to_string()),
+        ("idle_exp", s.idle_expiry.to_string()),
+        ("ip", s.ip.clone().unwrap_or_default()),
+        ("ua", s.user_agent.clone().unwrap_or_default()),
+        ("gen", s.refresh_generation.to_string()),
+        ("cur", refresh.0.clone()),
+        ("prev", String::new()),
+        ("rot_at", "0".to_owned()),
+    ]
+}
+
+fn parse_session(sid: Option<&str>, flat: Vec<String>) -> Result<Session, StoreError> {
+    let mut f: HashMap<String, String> = HashMap::new();
+    let mut it = flat.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        f.insert(k, v);
+    }
+    let text = |k: &str| {
+        f.get(k)
+            .cloned()
+            .ok_or_else(|| corrupt(&format!("session field {k} missing")))
+    };
+    let num = |k: &str| -> Result<i64, StoreError> {
+        text(k)?
+            .parse()
+            .map_err(|_| corrupt(&format!("session field {k} not a number")))
+    };
+    let optional = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
+    Ok(Session {
+        sid: match sid {
+            Some(s) => s.to_owned(),
+            None => text("sid")?,
+        },
+        user_id: text("uid")?,
+        created_at: num("created")?,
+        last_seen: num("last_seen")?,
+        absolute_expiry: num("abs_exp")?,
+        idle_expiry: num("idle_exp")?,
+        ip: optional("ip"),
+        user_agent: optional("ua"),
+        refresh_generation: u64::try_from(num("gen")?)
+            .map_err(|_| corrupt("negative generation"))?,
+    })
+}
+
+/// Decodes `{session hash, user JSON, role JSONs}` from the principal scripts.
+fn parse_principal(sid: &str, parts: Vec<Value>) -> Result<PrincipalRecord, StoreError> {
+    let mut it = parts.into_iter();
+    let (Some(s), Some(u), Some(r)) = (it.next(), it.next(), it.next()) else {
+        return Err(corrupt("principal reply has the wrong shape"));
+    };
+    let session = parse_session(Some(sid), from_value(s)?)?;
+    let user: User = decode_json(&from_value::<String>(u)?)?;
+    let roles = from_value::<Vec<Option<String>>>(r)?
+        .into_iter()
+        .flatten()
+        .map(|j| decode_json::<Role>(&j))
+        .collect::<Result<_, _>>()?;
+    Ok(PrincipalRecord {
+        session,
+        user,
+        roles,
+    })
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        user.validate()?;
+        let normalized = redauth_core::model::normalize_username(&user.username);
+        let created: i64 = self
+            .scripts
+            .create_user
+            .key(self.keys.username(&normalized))
+            .key(self.keys.user(&user.id))
+            .key(self.keys.users())
+            .arg(&user.id)
+            .arg(encode_json(user)?)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::UsernameTaken)
+        }
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        user.validate()?;
+        let updated: i64 = self
+            .scripts
+            .update_user
+            .key(self.keys.user(&user.id))
+            .arg(encode_json(user)?)
+            .arg(self.keys.invalidation_channel())
+            .arg(&user.id)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        match updated {
+            1 => Ok(()),
+            0 => Err(StoreError::NotFound),
+            _ => Err(ValidationError::new("username", "cannot be changed").into()),
+        }
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let json: Option<String> = redis::cmd("GET")
+            .arg(self.keys.user(id))
+            .query_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        json.map(|j| decode_json(&j)).transpose()
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let normalized = redauth_core::model::normalize_username(username);
+        let json: Option<String> = self
+            .scripts
+            .find_user_by_username
+            .key(self.keys.username(&normalized))
+            .arg(self.keys.user_key_prefix())
+            .arg(Keys::USER_KEY_SUFFIX)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        json.map(|j| decode_json(&j)).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let jsons: Vec<String> = self
+            .scripts
+            .list_users
+            .key(self.keys.users())
+            .arg(self.keys.user_key_prefix())
+            .arg(Keys::USER_KEY_SUFFIX)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        jsons.iter().map(|j| decode_json(j)).collect()
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(user) = self.get_user(id).await? else {
+            return Ok(false);
+        };
+        let normalized = redauth_core::model::normalize_username(&user.username);
+        let deleted: i64 = self
+            .scripts
+            .delete_user
+            .key(self.keys.user(id))
+            .key(self.keys.username(&normalized))
+            .key(self.keys.users())
+            .key(self.keys.user_sessions(id))
+            .arg(id)
+            .arg(self.keys.session_prefix(id))
+            .arg(self.keys.invalidation_channel())
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        Ok(deleted == 1)
+    }
+
+    async fn put_role(&self, role: &Role) -> Result<(), StoreError> {
+        role.validate()?;
+        let _: i64 = self
+            .scripts
+            .put_role
+            .key(self.keys.roles())
+            .arg(&role.name)
+            .arg(encode_json(role)?)
+            .arg(self.keys.invalidation_channel())
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        let jsons: Vec<String> = redis::cmd("HVALS")
+            .arg(self.keys.roles())
+            .query_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        jsons.iter().map(|j| decode_json(j)).collect()
+    }
+
+    async fn create_session(
+        &self,
+        session: &Session,
+        refresh: &TokenHash,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        session.validate()?;
+        let mut inv = self
+            .scripts
+            .create_session
+            .key(self.keys.session(&session.user_id, &session.sid));
+        inv.key(self.keys.user_sessions(&session.user_id))
+            .arg(now)
+            .arg(&session.sid)
+            .arg(session.absolute_expiry)
+            .arg(session.idle_expiry);
+        for (k, v) in session_fields(session, refresh) {
+            inv.arg(k).arg(v);
+        }
+        let _: i64 = inv.invoke_async(&mut self.con()).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn load_principal(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<PrincipalRecord>, StoreError> {
+        let reply: Option<Vec<Value>> = self
+            .scripts
+            .load_principal
+            .key(self.keys.session(user_id, session_id))
+            .key(self.keys.user(user_id))
+            .key(self.keys.roles())
+            .arg(now)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        reply
+            .map(|parts| parse_principal(session_id, parts))
+            .transpose()
+    }
+
+    async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError> {
+        let reply: Vec<Value> = self
+            .scripts
+            .rotate_refresh
+            .key(self.keys.session(&req.user_id, &req.session_id))
+            .key(self.keys.user(&req.user_id))
+            .key(self.keys.roles())
+            .key(self.keys.user_sessions(&req.user_id))
+            .arg(&req.presented.0)
+            .arg(&req.successor.0)
+            .arg(req.now)
+            .arg(req.grace_secs)
+            .arg(req.idle_secs)
+            .arg(self.keys.invalidation_channel())
+            .arg(&req.session_id)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        let mut it = reply.into_iter();
+        let code: i64 = from_value(it.next().ok_or_else(|| corrupt("empty rotate reply"))?)?;
+        Ok(match code {
+            1 => RotateOutcome::Rotated(parse_principal(&req.session_id, it.collect())?),
+            2 => RotateOutcome::Replayed(parse_principal(&req.session_id, it.collect())?),
+            -1 => RotateOutcome::Reused,
+            _ => RotateOutcome::Invalid,
+        })
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let prefix = self.keys.session_prefix(user_id);
+        let index = self.keys.user_sessions(user_id);
+        let reply: Vec<Vec<String>> = self
+            .scripts
+            .list_sessions
+            .key(&index)
+            .arg(now)
+            .arg(&prefix)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        reply
+            .into_iter()
+            .map(|flat| parse_session(None, flat))
+            .collect()
+    }
+
+    async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        proof: Option<&TokenHash>,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .scripts
+            .revoke_session
+            .key(self.keys.session(user_id, session_id))
+            .key(self.keys.user_sessions(user_id))
+            .arg(session_id)
+            .arg(self.keys.invalidation_channel())
+            .arg(proof.map_or("", |p| p.0.as_str()))
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        Ok(n > 0)
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let n: u64 = self
+            .scripts
+            .revoke_all_sessions
+            .key(self.keys.user_sessions(user_id))
+            .arg(self.keys.session_prefix(user_id))
+            .arg(self.keys.invalidation_channel())
+            .arg(user_id)
+            .arg(keep.unwrap_or(""))
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(map_err)?;
+        Ok(n)
+    }
+
+    fn subscribe_invalidations(&self, sink: InvalidationSink) {
+        feed::spawn(
+            self.client.clone(),
+            self.keys.invalidation_channel(),
+            sink,
+            self.feed.clone(),
+        );
+    }
+}

@@ -1,1 +1,12 @@
+//! Test support for redauth: real `redis-server` processes on free ports, and the one
+//! conformance suite every [`redauth_core::Store`] implementation runs.
+//!
+//! ```ignore
+//! let redis = RedisServer::start();
+//! let store = RedisStore::connect(&redis.url(), "test:")?;
+//! ```
 
+pub mod conformance;
+mod redis_server;
+
+pub use redis_server::RedisServer;

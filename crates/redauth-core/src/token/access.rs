@@ -69,7 +69,9 @@ pub struct AccessTokenCodec {
 
 impl std::fmt::Debug for AccessTokenCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessTokenCodec").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AccessTokenCodec")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +99,11 @@ impl AccessTokenCodec {
     }
 
     /// Issues a token for `principal`, never outliving its session.
-    pub fn issue(&self, principal: &Principal, now: UnixTime) -> Result<(String, AccessClaims), AuthError> {
+    pub fn issue(
+        &self,
+        principal: &Principal,
+        now: UnixTime,
+    ) -> Result<(String, AccessClaims), AuthError> {
         let exp = (now + self.config.ttl_secs).min(principal.session_expires_at);
         let claims = AccessClaims {
             sub: principal.user_id.clone(),
@@ -141,7 +147,9 @@ impl AccessTokenCodec {
             return Err(AuthError::InvalidToken);
         }
         match (c.sub, c.sid, c.jti, c.iat, c.nbf) {
-            (Some(sub), Some(sid), Some(jti), Some(iat), Some(nbf)) if is_valid_id(&sub) && is_valid_id(&sid) => {
+            (Some(sub), Some(sid), Some(jti), Some(iat), Some(nbf))
+                if is_valid_id(&sub) && is_valid_id(&sid) =>
+            {
                 Ok(AccessClaims {
                     sub,
                     sid,
@@ -166,10 +174,18 @@ mod tests {
     use base64::Engine as _;
 
     fn codec(secret: &[u8]) -> AccessTokenCodec {
-        let keys = TokenKeys { access: secret.to_vec(), refresh: vec![7; 32] };
+        let keys = TokenKeys {
+            access: secret.to_vec(),
+            refresh: vec![7; 32],
+        };
         AccessTokenCodec::new(
             &keys,
-            AccessTokenConfig { issuer: "redauth".into(), audience: "app".into(), ttl_secs: 900, leeway_secs: 5 },
+            AccessTokenConfig {
+                issuer: "redauth".into(),
+                audience: "app".into(),
+                ttl_secs: 900,
+                leeway_secs: 5,
+            },
         )
     }
 
@@ -194,12 +210,20 @@ mod tests {
         let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let c = codec(&k);
         // Signature valid: jsonwebtoken accepts it with time checks off.
-        let raw: serde_json::Value = jsonwebtoken::decode(token, &c.decoding, &c.validation).unwrap().claims;
+        let raw: serde_json::Value = jsonwebtoken::decode(token, &c.decoding, &c.validation)
+            .unwrap()
+            .claims;
         assert_eq!(raw["iss"], "joe");
-        assert!(matches!(c.verify(token, 1_700_000_000), Err(AuthError::TokenExpired)));
+        assert!(matches!(
+            c.verify(token, 1_700_000_000),
+            Err(AuthError::TokenExpired)
+        ));
         // The same token with one signature character changed is not even "expired".
         let tampered = format!("{}A", &token[..token.len() - 1]);
-        assert!(matches!(c.verify(&tampered, 1_700_000_000), Err(AuthError::InvalidToken)));
+        assert!(matches!(
+            c.verify(&tampered, 1_700_000_000),
+            Err(AuthError::InvalidToken)
+        ));
     }
 
     #[test]
@@ -210,8 +234,14 @@ mod tests {
         assert_eq!(c.verify(&token, 1_000).unwrap(), claims);
         assert_eq!(claims.exp, 1_900);
         assert!(c.verify(&token, 1_904).is_ok(), "within leeway");
-        assert!(matches!(c.verify(&token, 1_905), Err(AuthError::TokenExpired)));
-        assert!(matches!(c.verify(&token, 990), Err(AuthError::InvalidToken)), "iat/nbf in the future");
+        assert!(matches!(
+            c.verify(&token, 1_905),
+            Err(AuthError::TokenExpired)
+        ));
+        assert!(
+            matches!(c.verify(&token, 990), Err(AuthError::InvalidToken)),
+            "iat/nbf in the future"
+        );
     }
 
     #[test]
@@ -227,29 +257,67 @@ mod tests {
     fn other_key_issuer_audience_or_type_is_rejected() {
         let p = principal();
         let (token, _) = codec(&[1; 32]).issue(&p, 1_000).unwrap();
-        assert!(matches!(codec(&[2; 32]).verify(&token, 1_000), Err(AuthError::InvalidToken)));
+        assert!(matches!(
+            codec(&[2; 32]).verify(&token, 1_000),
+            Err(AuthError::InvalidToken)
+        ));
 
         let keys = TokenKeys::from_single_secret(&Secret::new("x".repeat(32))).unwrap();
-        let cfg = |iss: &str, aud: &str| AccessTokenConfig { issuer: iss.into(), audience: aud.into(), ttl_secs: 900, leeway_secs: 5 };
-        let issued = AccessTokenCodec::new(&keys, cfg("redauth", "app")).issue(&p, 1_000).unwrap().0;
-        assert!(AccessTokenCodec::new(&keys, cfg("other", "app")).verify(&issued, 1_000).is_err());
-        assert!(AccessTokenCodec::new(&keys, cfg("redauth", "other")).verify(&issued, 1_000).is_err());
+        let cfg = |iss: &str, aud: &str| AccessTokenConfig {
+            issuer: iss.into(),
+            audience: aud.into(),
+            ttl_secs: 900,
+            leeway_secs: 5,
+        };
+        let issued = AccessTokenCodec::new(&keys, cfg("redauth", "app"))
+            .issue(&p, 1_000)
+            .unwrap()
+            .0;
+        assert!(
+            AccessTokenCodec::new(&keys, cfg("other", "app"))
+                .verify(&issued, 1_000)
+                .is_err()
+        );
+        assert!(
+            AccessTokenCodec::new(&keys, cfg("redauth", "other"))
+                .verify(&issued, 1_000)
+                .is_err()
+        );
 
         // Same key and claims, but typ "JWT": not an access token.
         let c = AccessTokenCodec::new(&keys, cfg("redauth", "app"));
         let (_, claims) = c.issue(&p, 1_000).unwrap();
-        let plain = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &c.encoding).unwrap();
-        assert!(matches!(c.verify(&plain, 1_000), Err(AuthError::InvalidToken)));
+        let plain =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &c.encoding).unwrap();
+        assert!(matches!(
+            c.verify(&plain, 1_000),
+            Err(AuthError::InvalidToken)
+        ));
         // And HS384 under the same key is refused: the algorithm is pinned.
-        let hs384 = jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims, &c.encoding).unwrap();
-        assert!(matches!(c.verify(&hs384, 1_000), Err(AuthError::InvalidToken)));
+        let hs384 =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims, &c.encoding).unwrap();
+        assert!(matches!(
+            c.verify(&hs384, 1_000),
+            Err(AuthError::InvalidToken)
+        ));
     }
 
     #[test]
     fn garbage_is_invalid_not_a_panic() {
         let c = codec(&[1; 32]);
-        for t in ["", ".", "..", "a.b.c", "a.b.c.d", &"a".repeat(5000), "eyJhbGciOiJub25lIn0.e30."] {
-            assert!(matches!(c.verify(t, 1_000), Err(AuthError::InvalidToken)), "{t}");
+        for t in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "a.b.c.d",
+            &"a".repeat(5000),
+            "eyJhbGciOiJub25lIn0.e30.",
+        ] {
+            assert!(
+                matches!(c.verify(t, 1_000), Err(AuthError::InvalidToken)),
+                "{t}"
+            );
         }
     }
 }

@@ -37,11 +37,17 @@ impl TokenKeys {
         Hkdf::<Sha256>::new(Some(b"redauth v1"), secret.expose().as_bytes())
             .expand(b"refresh-token hmac key", &mut refresh)
             .map_err(|_| AuthError::Internal("HKDF expand failed"))?;
-        Ok(Self { access: secret.expose().as_bytes().to_vec(), refresh })
+        Ok(Self {
+            access: secret.expose().as_bytes().to_vec(),
+            refresh,
+        })
     }
 
     /// Separate secrets (`JWT_ACCESS_SECRET` + `JWT_REFRESH_SECRET`).
     pub fn from_pair(access: &Secret, refresh: &Secret) -> Self {
-        Self { access: access.expose().as_bytes().to_vec(), refresh: refresh.expose().as_bytes().to_vec() }
+        Self {
+            access: access.expose().as_bytes().to_vec(),
+            refresh: refresh.expose().as_bytes().to_vec(),
+        }
     }
 }

@@ -43,14 +43,21 @@ impl std::fmt::Debug for RefreshToken {
 
 impl RefreshToken {
     pub fn generate(user_id: &str, session_id: &str) -> Result<Self, AuthError> {
-        Ok(Self::with_secret(user_id, session_id, &random_bytes::<32>()?))
+        Ok(Self::with_secret(
+            user_id,
+            session_id,
+            &random_bytes::<32>()?,
+        ))
     }
 
     fn with_secret(user_id: &str, session_id: &str, secret: &[u8]) -> Self {
         Self {
             user_id: user_id.to_owned(),
             session_id: session_id.to_owned(),
-            encoded: format!("{PREFIX}.{user_id}.{session_id}.{}", URL_SAFE_NO_PAD.encode(secret)),
+            encoded: format!(
+                "{PREFIX}.{user_id}.{session_id}.{}",
+                URL_SAFE_NO_PAD.encode(secret)
+            ),
         }
     }
 
@@ -58,9 +65,13 @@ impl RefreshToken {
     /// canonical 32-byte base64url secret. Anything else is `InvalidRefreshToken`.
     pub fn parse(s: &str) -> Result<Self, AuthError> {
         let mut parts = s.split('.');
-        let (Some(PREFIX), Some(uid), Some(sid), Some(secret), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(PREFIX), Some(uid), Some(sid), Some(secret), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(AuthError::InvalidRefreshToken);
         };
         let canonical = secret.len() == SECRET_CHARS
@@ -70,7 +81,11 @@ impl RefreshToken {
         if !is_valid_id(uid) || !is_valid_id(sid) || !canonical {
             return Err(AuthError::InvalidRefreshToken);
         }
-        Ok(Self { user_id: uid.to_owned(), session_id: sid.to_owned(), encoded: s.to_owned() })
+        Ok(Self {
+            user_id: uid.to_owned(),
+            session_id: sid.to_owned(),
+            encoded: s.to_owned(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -83,7 +98,11 @@ impl RefreshToken {
 
     /// The token that replaces this one on rotation. Deterministic, see module docs.
     pub fn successor(&self, keys: &TokenKeys) -> Self {
-        Self::with_secret(&self.user_id, &self.session_id, &mac(keys, b"next", &self.encoded))
+        Self::with_secret(
+            &self.user_id,
+            &self.session_id,
+            &mac(keys, b"next", &self.encoded),
+        )
     }
 }
 
@@ -105,7 +124,10 @@ mod tests {
     use crate::ids::random_id;
 
     fn keys(k: u8) -> TokenKeys {
-        TokenKeys { access: vec![0; 32], refresh: vec![k; 32] }
+        TokenKeys {
+            access: vec![0; 32],
+            refresh: vec![k; 32],
+        }
     }
 
     #[test]

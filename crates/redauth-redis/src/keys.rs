@@ -1,0 +1,70 @@
+//! Every Redis key redauth uses, in one place. All keys start with the configured
+//! prefix (default `redauth:`). Keys of one user share the hash tag `{u:<user id>}`, so
+//! the per-user scripts touch one hash slot.
+//!
+//! | key | type | TTL | written by | deleted by |
+//! |---|---|---|---|---|
+//! | `P{u:<uid>}:user` | string, JSON [`User`](redauth_core::User) | none | create/update user | delete user |
+//! | `Pusername:<normalized>` | string, the user id | none | create user (`SET NX`: the uniqueness guard) | delete user |
+//! | `Pusers` | set of user ids | none | create user | delete user |
+//! | `Proles` | hash, role name → JSON [`Role`](redauth_core::Role) | none | put role | (roles are never deleted) |
+//! | `P{u:<uid>}:s:<sid>` | hash, one login session (fields below) | `EXPIREAT` idle expiry, moved by each refresh | login, refresh | logout, revoke, theft detection, expiry, delete user |
+//! | `P{u:<uid>}:sessions` | sorted set, sid scored by absolute expiry | `EXPIREAT` latest absolute expiry | login | pruned on login and list (dead ids), revoke, delete user |
+//! | `Pinvalidations` | pub/sub channel: `sid:<sid>`, `user:<uid>`, `all` | — | every revoking write | — |
+//!
+//! Session hash fields: `uid created last_seen abs_exp idle_exp ip ua gen` (metadata),
+//! `cur` (HMAC of the current refresh token), `prev` (HMAC of the token it replaced),
+//! `rot_at` (time of the last rotation, which anchors the reuse grace window).
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn user(&self, uid: &str) -> String {
+        format!("{}{{u:{uid}}}:user", self.prefix)
+    }
+
+    /// `user(uid)` is `user_key_prefix() + uid + USER_KEY_SUFFIX`; scripts that read
+    /// users by id build the key from these parts.
+    pub fn user_key_prefix(&self) -> String {
+        format!("{}{{u:", self.prefix)
+    }
+
+    pub const USER_KEY_SUFFIX: &'static str = "}:user";
+
+    pub fn username(&self, normalized: &str) -> String {
+        format!("{}username:{normalized}", self.prefix)
+    }
+
+    pub fn users(&self) -> String {
+        format!("{}users", self.prefix)
+    }
+
+    pub fn roles(&self) -> String {
+        format!("{}roles", self.prefix)
+    }
+
+    pub fn session(&self, uid: &str, sid: &str) -> String {
+        format!("{}{sid}", self.session_prefix(uid))
+    }
+
+    pub fn session_prefix(&self, uid: &str) -> String {
+        format!("{}{{u:{uid}}}:s:", self.prefix)
+    }
+
+    pub fn user_sessions(&self, uid: &str) -> String {
+        format!("{}{{u:{uid}}}:sessions", self.prefix)
+    }
+
+    pub fn invalidation_channel(&self) -> String {
+        format!("{}invalidations", self.prefix)
+    }
+}

@@ -1,0 +1,237 @@
+//! The Lua scripts. Each store operation is one script call: one round trip, and
+//! atomic with respect to every other client.
+//!
+//! Scripts that build keys from a prefix (user lists, a user's sessions) only touch
+//! keys in the hash slot of a key they were given, except `FIND_USER_BY_USERNAME` and
+//! `LIST_USERS`, which read across slots and need splitting for Redis Cluster.
+
+use redis::Script;
+
+/// Shared by the scripts that return a principal: the session hash (flat), the user
+/// JSON and the definitions of the user's roles (nil where undefined), or nil when
+/// the session is missing or dead at `now`.
+const PRINCIPAL_FN: &str = r"
+local function principal(skey, ukey, rkey, now)
+  local s = redis.call('HGETALL', skey)
+  if #s == 0 then return nil end
+  local f = {}
+  for i = 1, #s, 2 do f[s[i]] = s[i + 1] end
+  if tonumber(f.abs_exp) <= now or tonumber(f.idle_exp) <= now then return nil end
+  local u = redis.call('GET', ukey)
+  if not u then return nil end
+  local names = cjson.decode(u).roles
+  local roles = {}
+  if #names > 0 then roles = redis.call('HMGET', rkey, unpack(names)) end
+  return {s, u, roles}
+end
+";
+
+/// KEYS: session, user, roles. ARGV: now.
+const LOAD_PRINCIPAL: &str = r"
+local p = principal(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))
+if not p then return false end
+return p
+";
+
+/// KEYS: session, user, roles, user's session index.
+/// ARGV: presented hash, successor hash, now, grace secs, idle secs, channel, sid.
+/// Returns {1, principal...} rotated, {2, principal...} replayed within grace,
+/// {-1} reuse (session revoked and announced), {0} unknown or expired.
+const ROTATE_REFRESH: &str = r"
+local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rot_at', 'abs_exp', 'idle_exp')
+if not s[1] then return {0} end
+local now = tonumber(ARGV[3])
+local abs = tonumber(s[4])
+if abs <= now or tonumber(s[5]) <= now then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[4], ARGV[7])
+  return {0}
+end
+local code
+if s[1] == ARGV[1] then
+  local idle = math.min(now + tonumber(ARGV[5]), abs)
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'rot_at', ARGV[3], 'last_seen', ARGV[3], 'idle_exp', idle)
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  redis.call('EXPIREAT', KEYS[1], idle)
+  code = 1
+elseif s[2] == ARGV[1] and s[1] == ARGV[2] and now - tonumber(s[3]) <= tonumber(ARGV[4]) then
+  code = 2
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[4], ARGV[7])
+  redis.call('PUBLISH', ARGV[6], 'sid:' .. ARGV[7])
+  return {-1}
+end
+local p = principal(KEYS[1], KEYS[2], KEYS[3], now)
+if not p then return {0} end
+return {code, p[1], p[2], p[3]}
+";
+
+/// KEYS: session, user's session index. ARGV: now, sid, absolute expiry, idle expiry,
+/// then the session hash as field/value pairs.
+const CREATE_SESSION: &str = r"
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[2], last[2])
+return 1
+";
+
+/// KEYS: user's session index. ARGV: now, session key prefix.
+/// Returns the live sessions (flat hashes plus a `sid` field); dead ids are pruned
+/// from the index and their hashes deleted.
+const LIST_SESSIONS: &str = r"
+local now = tonumber(ARGV[1])
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local s = redis.call('HGETALL', ARGV[2] .. sid)
+  local live = false
+  if #s > 0 then
+    local f = {}
+    for i = 1, #s, 2 do f[s[i]] = s[i + 1] end
+    live = tonumber(f.abs_exp) > now and tonumber(f.idle_exp) > now
+  end
+  if live then
+    table.insert(s, 'sid')
+    table.insert(s, sid)
+    table.insert(out, s)
+  else
+    redis.call('DEL', ARGV[2] .. sid)
+    redis.call('ZREM', KEYS[1], sid)
+  end
+end
+return out
+";
+
+/// KEYS: session, user's session index. ARGV: sid, channel, proof hash or ''.
+const REVOKE_SESSION: &str = r"
+if ARGV[3] ~= '' then
+  local h = redis.call('HMGET', KEYS[1], 'cur', 'prev')
+  if h[1] ~= ARGV[3] and h[2] ~= ARGV[3] then return 0 end
+end
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'sid:' .. ARGV[1])
+return n
+";
+
+/// KEYS: user's session index. ARGV: session key prefix, channel, uid, sid to keep or ''.
+const REVOKE_ALL_SESSIONS: &str = r"
+local n = 0
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if sid ~= ARGV[4] then
+    n = n + redis.call('DEL', ARGV[1] .. sid)
+    redis.call('ZREM', KEYS[1], sid)
+  end
+end
+redis.call('PUBLISH', ARGV[2], 'user:' .. ARGV[3])
+return n
+";
+
+/// KEYS: username, user, users set. ARGV: uid, user JSON. 0 if the username is taken.
+const CREATE_USER: &str = r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+";
+
+/// KEYS: user. ARGV: user JSON, channel, uid. 0 if absent, -1 if the username changed.
+const UPDATE_USER: &str = r"
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+if cjson.decode(old).username ~= cjson.decode(ARGV[1]).username then return -1 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'user:' .. ARGV[3])
+return 1
+";
+
+/// KEYS: user, username, users set, user's session index.
+/// ARGV: uid, session key prefix, channel.
+const DELETE_USER: &str = r"
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('SREM', KEYS[3], ARGV[1])
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do redis.call('DEL', ARGV[2] .. sid) end
+redis.call('DEL', KEYS[4])
+redis.call('PUBLISH', ARGV[3], 'user:' .. ARGV[1])
+return 1
+";
+
+/// KEYS: username. ARGV: user key prefix, user key suffix. The user JSON or nil.
+const FIND_USER_BY_USERNAME: &str = r"
+local uid = redis.call('GET', KEYS[1])
+if not uid then return false end
+return redis.call('GET', ARGV[1] .. uid .. ARGV[2])
+";
+
+/// KEYS: users set. ARGV: user key prefix, user key suffix. All user JSONs.
+const LIST_USERS: &str = r"
+local out = {}
+for _, uid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local u = redis.call('GET', ARGV[1] .. uid .. ARGV[2])
+  if u then table.insert(out, u) end
+end
+return out
+";
+
+/// KEYS: roles. ARGV: name, role JSON, channel.
+const PUT_ROLE: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'all')
+return 1
+";
+
+pub struct Scripts {
+    pub load_principal: Script,
+    pub rotate_refresh: Script,
+    pub create_session: Script,
+    pub list_sessions: Script,
+    pub revoke_session: Script,
+    pub revoke_all_sessions: Script,
+    pub create_user: Script,
+    pub update_user: Script,
+    pub delete_user: Script,
+    pub find_user_by_username: Script,
+    pub list_users: Script,
+    pub put_role: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        let with_principal = |body: &str| Script::new(&format!("{PRINCIPAL_FN}{body}"));
+        Self {
+            load_principal: with_principal(LOAD_PRINCIPAL),
+            rotate_refresh: with_principal(ROTATE_REFRESH),
+            create_session: Script::new(CREATE_SESSION),
+            list_sessions: Script::new(LIST_SESSIONS),
+            revoke_session: Script::new(REVOKE_SESSION),
+            revoke_all_sessions: Script::new(REVOKE_ALL_SESSIONS),
+            create_user: Script::new(CREATE_USER),
+            update_user: Script::new(UPDATE_USER),
+            delete_user: Script::new(DELETE_USER),
+            find_user_by_username: Script::new(FIND_USER_BY_USERNAME),
+            list_users: Script::new(LIST_USERS),
+            put_role: Script::new(PUT_ROLE),
+        }
+    }
+
+    pub fn all(&self) -> [&Script; 12] {
+        [
+            &self.load_principal,
+            &self.rotate_refresh,
+            &self.create_session,
+            &self.list_sessions,
+            &self.revoke_session,
+            &self.revoke_all_sessions,
+            &self.create_user,
+            &self.update_user,
+            &self.delete_user,
+            &self.find_user_by_username,
+            &self.list_users,
+            &self.put_role,
+        ]
+    }
+}

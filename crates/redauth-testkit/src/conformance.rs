@@ -1,0 +1,638 @@
+//! The Store conformance suite: every behaviour the auth service relies on, written
+//! once against `Arc<dyn Store>` and run against each backend through
+//! [`store_conformance_tests!`](crate::store_conformance_tests).
+//!
+//! Time is passed explicitly (`now`), as the service does, so expiry cases need no
+//! sleeping. `now` starts at the real time because Redis applies real key TTLs.
+
+use std::sync::Arc;
+
+use redauth_core::clock::{Clock, SystemClock, UnixTime};
+use redauth_core::ids::random_id;
+use redauth_core::store::{RotateOutcome, RotateRequest};
+use redauth_core::token::refresh::TokenHash;
+use redauth_core::{Role, Session, Store, StoreError, User};
+
+/// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn
+/// returning `(Arc<dyn Store>, impl Any)`, the second value kept alive for the test
+/// (a redis-server process, a temporary directory…).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::store_conformance_tests!(@each $factory;
+            user_round_trip,
+            username_is_unique_case_insensitively,
+            concurrent_creates_of_one_username_yield_one_user,
+            invalid_models_are_never_written,
+            update_user_replaces_and_rejects_unknown_or_renamed,
+            delete_user_removes_claim_and_sessions,
+            roles_put_and_list,
+            load_principal_returns_session_user_and_held_roles,
+            load_principal_refuses_other_users_and_dead_sessions,
+            rotation_then_grace_replay_then_reuse_revokes,
+            grace_window_is_anchored_to_first_rotation,
+            rotation_extends_idle_but_never_past_absolute,
+            rotation_of_unknown_or_expired_session_is_invalid,
+            concurrent_rotations_of_one_token_form_one_lineage,
+            list_sessions_prunes_dead_sessions,
+            revoke_session_with_and_without_proof,
+            revoke_all_sessions_keeps_the_one_asked,
+        );
+    };
+    (@each $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = $factory().await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+fn now() -> UnixTime {
+    SystemClock.now()
+}
+
+pub fn user(username: &str) -> User {
+    let t = now();
+    User {
+        id: random_id().unwrap(),
+        username: username.into(),
+        email: format!("{}@example.com", username.to_lowercase()),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        roles: vec![],
+        disabled: false,
+        created_at: t,
+        updated_at: t,
+        password_changed_at: t,
+    }
+}
+
+pub fn session(user_id: &str, t: UnixTime, absolute_secs: i64, idle_secs: i64) -> Session {
+    Session {
+        sid: random_id().unwrap(),
+        user_id: user_id.into(),
+        created_at: t,
+        last_seen: t,
+        absolute_expiry: t + absolute_secs,
+        idle_expiry: t + idle_secs.min(absolute_secs),
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("conformance".into()),
+        refresh_generation: 0,
+    }
+}
+
+fn hash(s: &str) -> TokenHash {
+    TokenHash(s.into())
+}
+
+fn rotate(s: &Session, presented: &str, successor: &str, t: UnixTime) -> RotateRequest {
+    RotateRequest {
+        user_id: s.user_id.clone(),
+        session_id: s.sid.clone(),
+        presented: hash(presented),
+        successor: hash(successor),
+        now: t,
+        grace_secs: 10,
+        idle_secs: 3600,
+    }
+}
+
+async fn stored_user(store: &Arc<dyn Store>, name: &str) -> User {
+    let u = user(name);
+    store.create_user(&u).await.unwrap();
+    u
+}
+
+pub async fn user_round_trip(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "Alice").await;
+    assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        store.find_user_by_username("alice").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(
+        store.find_user_by_username("ALICE").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.find_user_by_username("bob").await.unwrap(), None);
+    assert_eq!(store.get_user(&random_id().unwrap()).await.unwrap(), None);
+    let b = stored_user(&store, "bob").await;
+    let mut ids: Vec<_> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    ids.sort();
+    let mut want = vec![u.id, b.id];
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+pub async fn username_is_unique_case_insensitively(store: Arc<dyn Store>) {
+    stored_user(&store, "Carol").await;
+    let err = store.create_user(&user("CAROL")).await.unwrap_err();
+    assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+}
+
+pub async fn concurrent_creates_of_one_username_yield_one_user(store: Arc<dyn Store>) {
+    let attempts = (0..16).map(|i| {
+        let store = store.clone();
+        let name = if i % 2 == 0 { "dave" } else { "Dave" };
+        tokio::spawn(async move { store.create_user(&user(name)).await })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(StoreError::UsernameTaken))))
+        .count();
+    assert_eq!((ok, taken), (1, 15));
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+}
+
+pub async fn invalid_models_are_never_written(store: Arc<dyn Store>) {
+    let mut bad = user("erin");
+    bad.email = "not an email".into();
+    assert!(matches!(
+        store.create_user(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.find_user_by_username("erin").await.unwrap(), None);
+    assert!(store.list_users().await.unwrap().is_empty());
+    // The username claim was not left behind either.
+    stored_user(&store, "erin").await;
+
+    let role = Role {
+        name: "Bad Name".into(),
+        permissions: vec![],
+    };
+    assert!(matches!(
+        store.put_role(&role).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(store.list_roles().await.unwrap().is_empty());
+
+    let u = stored_user(&store, "frank").await;
+    let mut s = session(&u.id, now(), 100, 200);
+    s.idle_expiry = s.absolute_expiry + 1;
+    assert!(matches!(
+        store.create_session(&s, &hash("h"), now()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(store.list_sessions(&u.id, now()).await.unwrap().is_empty());
+}
+
+pub async fn update_user_replaces_and_rejects_unknown_or_renamed(store: Arc<dyn Store>) {
+    let mut u = stored_user(&store, "gina").await;
+    u.roles = vec!["editor".into()];
+    u.disabled = true;
+    store.update_user(&u).await.unwrap();
+    assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u.clone()));
+
+    let ghost = user("ghost");
+    assert!(matches!(
+        store.update_user(&ghost).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_user(&ghost.id).await.unwrap(), None);
+
+    let mut renamed = u.clone();
+    renamed.username = "gina2".into();
+    assert!(store.update_user(&renamed).await.is_err());
+    assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u));
+}
+
+pub async fn delete_user_removes_claim_and_sessions(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "hank").await;
+    let s = session(&u.id, now(), 3600, 3600);
+    store.create_session(&s, &hash("t0"), now()).await.unwrap();
+    assert!(store.delete_user(&u.id).await.unwrap());
+    assert!(!store.delete_user(&u.id).await.unwrap());
+    assert_eq!(store.get_user(&u.id).await.unwrap(), None);
+    assert_eq!(
+        store.load_principal(&u.id, &s.sid, now()).await.unwrap(),
+        None
+    );
+    assert!(store.list_users().await.unwrap().is_empty());
+    // The name is free again.
+    stored_user(&store, "Hank").await;
+}
+
+pub async fn roles_put_and_list(store: Arc<dyn Store>) {
+    let admin = Role {
+        name: "admin".into(),
+        permissions: vec!["redauth:admin".into()],
+    };
+    let viewer = Role {
+        name: "viewer".into(),
+        permissions: vec![],
+    };
+    store.put_role(&admin).await.unwrap();
+    store.put_role(&viewer).await.unwrap();
+    let redefined = Role {
+        name: "viewer".into(),
+        permissions: vec!["docs:read".into()],
+    };
+    store.put_role(&redefined).await.unwrap();
+    let mut roles = store.list_roles().await.unwrap();
+    roles.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(roles, vec![admin, redefined]);
+}
+
+pub async fn load_principal_returns_session_user_and_held_roles(store: Arc<dyn Store>) {
+    let reader = Role {
+        name: "reader".into(),
+        permissions: vec!["docs:read".into()],
+    };
+    let other = Role {
+        name: "other".into(),
+        permissions: vec!["x:y".into()],
+    };
+    store.put_role(&reader).await.unwrap();
+    store.put_role(&other).await.unwrap();
+    let mut u = user("iris");
+    u.roles = vec!["reader".into(), "undefined-role".into()];
+    store.create_user(&u).await.unwrap();
+    let t = now();
+    let s = session(&u.id, t, 3600, 600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    let rec = store
+        .load_principal(&u.id, &s.sid, t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.session, s);
+    assert_eq!(rec.user, u);
+    assert_eq!(rec.roles, vec![reader]);
+}
+
+pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn Store>) {
+    let a = stored_user(&store, "jack").await;
+    let b = stored_user(&store, "jill").await;
+    let t = now();
+    let s = session(&a.id, t, 3600, 600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert!(
+        store
+            .load_principal(&b.id, &s.sid, t)
+            .await
+            .unwrap()
+            .is_none(),
+        "another user's sid"
+    );
+    assert!(
+        store
+            .load_principal(&a.id, &random_id().unwrap(), t)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .load_principal(&a.id, &s.sid, t + 599)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .load_principal(&a.id, &s.sid, t + 600)
+            .await
+            .unwrap()
+            .is_none(),
+        "idle expiry"
+    );
+    let long_idle = session(&a.id, t, 100, 100);
+    store
+        .create_session(&long_idle, &hash("t1"), t)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .load_principal(&a.id, &long_idle.sid, t + 100)
+            .await
+            .unwrap()
+            .is_none(),
+        "absolute expiry"
+    );
+}
+
+pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "kate").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+
+    let RotateOutcome::Rotated(rec) = store
+        .rotate_refresh(&rotate(&s, "t0", "t1", t + 1))
+        .await
+        .unwrap()
+    else {
+        panic!("current token must rotate")
+    };
+    assert_eq!(rec.session.refresh_generation, 1);
+    assert_eq!(rec.user.id, u.id);
+    // Same old token within the grace window: same successor, no new generation.
+    let RotateOutcome::Replayed(rec) = store
+        .rotate_refresh(&rotate(&s, "t0", "t1", t + 5))
+        .await
+        .unwrap()
+    else {
+        panic!("replay inside the grace window")
+    };
+    assert_eq!(rec.session.refresh_generation, 1);
+    // After the window: theft. The session is gone for every token.
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t + 12))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t + 12)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t1", "t2", t + 13))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    assert!(store.list_sessions(&u.id, t + 13).await.unwrap().is_empty());
+}
+
+pub async fn grace_window_is_anchored_to_first_rotation(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "liam").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    // Replays inside the window do not move it.
+    for dt in [3, 6, 9, 10] {
+        assert!(
+            matches!(
+                store
+                    .rotate_refresh(&rotate(&s, "t0", "t1", t + dt))
+                    .await
+                    .unwrap(),
+                RotateOutcome::Replayed(_)
+            ),
+            "replay at +{dt}"
+        );
+    }
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t + 11))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+}
+
+pub async fn rotation_extends_idle_but_never_past_absolute(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "mona").await;
+    let t = now();
+    let s = session(&u.id, t, 5000, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    let RotateOutcome::Rotated(rec) = store
+        .rotate_refresh(&rotate(&s, "t0", "t1", t + 1000))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(rec.session.idle_expiry, t + 4600);
+    assert_eq!(rec.session.last_seen, t + 1000);
+    let RotateOutcome::Rotated(rec) = store
+        .rotate_refresh(&rotate(&s, "t1", "t2", t + 3000))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        rec.session.idle_expiry,
+        t + 5000,
+        "capped by the absolute expiry"
+    );
+    assert_eq!(rec.session.refresh_generation, 2);
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t + 4999)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t + 5000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn rotation_of_unknown_or_expired_session_is_invalid(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "nina").await;
+    let t = now();
+    let unknown = session(&u.id, t, 100, 100);
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&unknown, "t0", "t1", t))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    let s = session(&u.id, t, 3600, 600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t + 600))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    assert!(
+        store.list_sessions(&u.id, t).await.unwrap().is_empty(),
+        "expired session was removed"
+    );
+}
+
+pub async fn concurrent_rotations_of_one_token_form_one_lineage(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "omar").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    let tasks = (0..20).map(|_| {
+        let store = store.clone();
+        let req = rotate(&s, "t0", "t1", t + 1);
+        tokio::spawn(async move { store.rotate_refresh(&req).await.unwrap() })
+    });
+    let outcomes: Vec<_> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Rotated(_)))
+        .count();
+    let replayed = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Replayed(_)))
+        .count();
+    assert_eq!((rotated, replayed), (1, 19), "{outcomes:?}");
+    let rec = store
+        .load_principal(&u.id, &s.sid, t + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.session.refresh_generation, 1);
+    // The lineage continues from the one successor.
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t1", "t2", t + 2))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+}
+
+pub async fn list_sessions_prunes_dead_sessions(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "pia").await;
+    let t = now();
+    let short = session(&u.id, t, 100, 100);
+    let long = session(&u.id, t, 3600, 3600);
+    store.create_session(&short, &hash("a"), t).await.unwrap();
+    store
+        .create_session(&long, &hash("b"), t + 1)
+        .await
+        .unwrap();
+    let listed: Vec<_> = store
+        .list_sessions(&u.id, t + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(listed, vec![short.sid.clone(), long.sid.clone()]);
+    let listed = store.list_sessions(&u.id, t + 100).await.unwrap();
+    assert_eq!(listed, vec![long.clone()]);
+    // Pruned for good, not only filtered: still gone when asked about an earlier time.
+    assert_eq!(store.list_sessions(&u.id, t + 1).await.unwrap(), vec![long]);
+    assert!(
+        store
+            .list_sessions(&random_id().unwrap(), t)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "quin").await;
+    let t = now();
+    let s = session(&u.id, t, 3600, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert!(
+        !store
+            .revoke_session(&u.id, &s.sid, Some(&hash("forged")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .revoke_session(&u.id, &s.sid, Some(&hash("t0")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store.revoke_session(&u.id, &s.sid, None).await.unwrap(),
+        "idempotent"
+    );
+
+    let s2 = session(&u.id, t, 3600, 3600);
+    store.create_session(&s2, &hash("u0"), t).await.unwrap();
+    store
+        .rotate_refresh(&rotate(&s2, "u0", "u1", t))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .revoke_session(&u.id, &s2.sid, Some(&hash("u0")))
+            .await
+            .unwrap(),
+        "previous token is proof too"
+    );
+    let s3 = session(&u.id, t, 3600, 3600);
+    store.create_session(&s3, &hash("v0"), t).await.unwrap();
+    assert!(store.revoke_session(&u.id, &s3.sid, None).await.unwrap());
+    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+}
+
+pub async fn revoke_all_sessions_keeps_the_one_asked(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "rita").await;
+    let other = stored_user(&store, "ruth").await;
+    let t = now();
+    let sessions: Vec<_> = (0..3).map(|_| session(&u.id, t, 3600, 3600)).collect();
+    for s in &sessions {
+        store.create_session(s, &hash("x"), t).await.unwrap();
+    }
+    let theirs = session(&other.id, t, 3600, 3600);
+    store.create_session(&theirs, &hash("y"), t).await.unwrap();
+    assert_eq!(
+        store
+            .revoke_all_sessions(&u.id, Some(&sessions[0].sid))
+            .await
+            .unwrap(),
+        2
+    );
+    let left: Vec<_> = store
+        .list_sessions(&u.id, t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(left, vec![sessions[0].sid.clone()]);
+    assert_eq!(store.revoke_all_sessions(&u.id, None).await.unwrap(), 1);
+    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(
+        store
+            .load_principal(&other.id, &theirs.sid, t)
+            .await
+            .unwrap()
+            .is_some(),
+        "other users untouched"
+    );
+}

@@ -1,0 +1,143 @@
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process on a free loopback port, killed on drop. Each test
+/// starts its own, so tests never share state and never touch a developer's instance.
+/// The binary is `$REDIS_SERVER` or `redis-server` on the `PATH`.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self::start_with(&[], None)
+    }
+
+    /// Starts with `requirepass` set, for password-auth tests.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(&["--requirepass", password], Some(password.to_owned()))
+    }
+
+    pub fn start_with(extra_args: &[&str], password: Option<String>) -> Self {
+        let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        // A port found free can be taken before redis binds it; try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&binary)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+                .args(extra_args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start `{binary}` ({e}); install redis-server or set REDIS_SERVER"
+                    )
+                });
+            let mut server = Self {
+                child,
+                port,
+                password: password.clone(),
+            };
+            if server.wait_ready(Duration::from_secs(10)) {
+                return server;
+            }
+        }
+        panic!("redis-server did not become ready on any of 5 ports");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://[:password@]127.0.0.1:<port>/`
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("valid url")
+    }
+
+    /// Calls per command since start, from `INFO commandstats`, without `info` itself.
+    /// Every redauth operation is one command (a script call), so the delta of the
+    /// total across an operation is its number of round trips.
+    pub fn command_calls(&self) -> BTreeMap<String, u64> {
+        let mut con = self.client().get_connection().expect("connect");
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut con)
+            .expect("info");
+        info.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                (name != "info").then(|| (name.to_owned(), calls))
+            })
+            .collect()
+    }
+
+    pub fn total_command_calls(&self) -> u64 {
+        self.command_calls().values().sum()
+    }
+
+    /// Stops the server (to test behaviour while Redis is down).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = Duration::from_millis(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false; // exited: port taken or bad arguments
+            }
+            if let Ok(mut con) = self.client().get_connection() {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    return true;
+                }
+            }
+            // Polling for readiness of a process we started, not synchronising tests.
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(100));
+        }
+        self.kill();
+        false
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
