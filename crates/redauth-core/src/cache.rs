@@ -18,6 +18,9 @@ use crate::store::Invalidation;
 pub struct SessionCache {
     entries: Cache<String, Arc<Principal>>,
     clock: Arc<dyn Clock>,
+    /// Counts invalidations applied, so callers (tests, metrics) can await delivery
+    /// of a revocation instead of sleeping.
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Tells moka to drop an entry when its session ends, measured on the injected clock
@@ -48,7 +51,16 @@ impl SessionCache {
             .expire_after(UntilSessionEnds(clock.clone()))
             .support_invalidation_closures()
             .build();
-        Self { entries, clock }
+        Self {
+            entries,
+            clock,
+            applied: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// A receiver of the number of invalidations applied so far.
+    pub fn invalidations_applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// The cached principal of `session_id`, if it belongs to `user_id` and is live.
@@ -76,6 +88,7 @@ impl SessionCache {
             }
             Invalidation::All => self.entries.invalidate_all(),
         }
+        self.applied.send_modify(|n| *n += 1);
     }
 
     /// Entries currently held (after pending maintenance), for tests and metrics.

@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut User)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut User)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("username", Box::new(|u| u.username = "a b".into())),
             ("username", Box::new(|u| u.username = "ab".into())),
             ("email", Box::new(|u| u.email = "not-an-email".into())),

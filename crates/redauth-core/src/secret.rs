@@ -4,7 +4,8 @@ use std::fmt;
 
 /// Secret bytes (a JWT key, a Redis password). `Debug` and `Display` print a placeholder;
 /// the only way to the bytes is [`Secret::expose`], which is easy to grep for.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -18,6 +19,14 @@ impl Secret {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
     }
 }
 

@@ -113,6 +113,10 @@ impl AuthService {
         })
     }
 
+    pub fn now(&self) -> crate::clock::UnixTime {
+        self.clock.now()
+    }
+
     pub fn cache(&self) -> &SessionCache {
         &self.cache
     }

@@ -128,6 +128,23 @@ impl RedisStore {
     fn con(&self) -> ConnectionManager {
         self.con.clone()
     }
+
+    /// Runs a read-only operation, once more if the connection had dropped (after a
+    /// Redis restart the first command finds the old socket dead; the retry waits for
+    /// the reconnect). Writes are never retried: a write whose reply was lost may have
+    /// been applied, and a refresh rotation must never run twice.
+    async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match op(self.con()).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                op(self.con()).await.map_err(map_err)
+            }
+            other => other.map_err(map_err),
+        }
+    }
 }
 
 fn map_err(e: redis::RedisError) -> StoreError {
@@ -293,14 +310,16 @@ impl Store for RedisStore {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let normalized = redauth_core::model::normalize_username(username);
         let json: Option<String> = self
-            .scripts
-            .find_user_by_username
-            .key(self.keys.username(&normalized))
-            .arg(self.keys.user_key_prefix())
-            .arg(Keys::USER_KEY_SUFFIX)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .read(|mut con| {
+                let mut inv = self
+                    .scripts
+                    .find_user_by_username
+                    .key(self.keys.username(&normalized));
+                inv.arg(self.keys.user_key_prefix())
+                    .arg(Keys::USER_KEY_SUFFIX);
+                async move { inv.invoke_async(&mut con).await }
+            })
+            .await?;
         json.map(|j| decode_json(&j)).transpose()
     }
 
@@ -392,15 +411,17 @@ impl Store for RedisStore {
         now: UnixTime,
     ) -> Result<Option<PrincipalRecord>, StoreError> {
         let reply: Option<Vec<Value>> = self
-            .scripts
-            .load_principal
-            .key(self.keys.session(user_id, session_id))
-            .key(self.keys.user(user_id))
-            .key(self.keys.roles())
-            .arg(now)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .read(|mut con| {
+                let mut inv = self
+                    .scripts
+                    .load_principal
+                    .key(self.keys.session(user_id, session_id));
+                inv.key(self.keys.user(user_id))
+                    .key(self.keys.roles())
+                    .arg(now);
+                async move { inv.invoke_async(&mut con).await }
+            })
+            .await?;
         reply
             .map(|parts| parse_principal(session_id, parts))
             .transpose()

@@ -7,6 +7,8 @@
 //! ```
 
 pub mod conformance;
+mod proxy;
 mod redis_server;
 
+pub use proxy::CountingProxy;
 pub use redis_server::RedisServer;

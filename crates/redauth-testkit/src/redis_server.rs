@@ -102,6 +102,32 @@ impl RedisServer {
         self.command_calls().values().sum()
     }
 
+    /// Starts a fresh server on the same port after [`RedisServer::kill`] (data is
+    /// gone: nothing is persisted), to test reconnection.
+    pub fn restart(&mut self) {
+        self.kill();
+        let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        self.child = Command::new(&binary)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart redis-server");
+        assert!(
+            self.wait_ready(Duration::from_secs(10)),
+            "redis-server did not come back"
+        );
+    }
+
     /// Stops the server (to test behaviour while Redis is down).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -115,10 +141,10 @@ impl RedisServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false; // exited: port taken or bad arguments
             }
-            if let Ok(mut con) = self.client().get_connection() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return true;
-                }
+            if let Ok(mut con) = self.client().get_connection()
+                && redis::cmd("PING").query::<String>(&mut con).is_ok()
+            {
+                return true;
             }
             // Polling for readiness of a process we started, not synchronising tests.
             std::thread::sleep(backoff);

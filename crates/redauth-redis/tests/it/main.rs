@@ -1,4 +1,11 @@
 //! All integration tests of the Redis store, in one binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod conformance;
 mod redis_specific;

@@ -1,0 +1,202 @@
+//! Builds a running service from a [`Config`]: picks the store, loads keys, and wires
+//! the pieces together. Shared by `redauth serve`, the admin CLI and the tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redauth_core::password::PasswordHasher;
+use redauth_core::service::AuthServiceParts;
+use redauth_core::token::TokenKeys;
+use redauth_core::token::access::{AccessTokenCodec, AccessTokenConfig};
+use redauth_core::{AuthService, Clock, Secret, Store, StoreError};
+use thiserror::Error;
+
+use crate::config::{Config, SecretSource, StoreConfig};
+use crate::http::{AppState, HttpConfig};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Store(String),
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// What the server runs on, for the start-up banner.
+#[derive(Debug, Clone)]
+pub enum StoreKind {
+    Redis,
+    Embedded {
+        data_dir: PathBuf,
+        generated_secret: Option<PathBuf>,
+    },
+}
+
+pub struct App {
+    pub service: Arc<AuthService>,
+    pub state: AppState,
+    pub store_kind: StoreKind,
+}
+
+/// The file, in the embedded data directory, that holds a generated JWT secret.
+pub const GENERATED_SECRET_FILE: &str = "jwt-secret";
+
+/// Opens the configured store and builds the service on it.
+pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+    let (store, store_kind): (Arc<dyn Store>, StoreKind) = match &config.store {
+        StoreConfig::Redis(redis) => {
+            let store = redauth_redis::RedisStore::connect(redis)
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            (Arc::new(store), StoreKind::Redis)
+        }
+        StoreConfig::Embedded { data_dir } => (
+            open_embedded(data_dir)?,
+            StoreKind::Embedded {
+                data_dir: data_dir.clone(),
+                generated_secret: None,
+            },
+        ),
+    };
+    build_on(config, store, store_kind, clock)
+}
+
+/// Builds the service on a store the caller opened (tests keep a typed handle).
+pub fn build_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+    mut store_kind: StoreKind,
+    clock: Arc<dyn Clock>,
+) -> Result<App, StartError> {
+    let keys = match &config.secrets {
+        SecretSource::Single(s) => {
+            TokenKeys::from_single_secret(s).map_err(|e| StartError::Secret(e.to_string()))?
+        }
+        SecretSource::Pair { access, refresh } => TokenKeys::from_pair(access, refresh),
+        SecretSource::GeneratedInDataDir => {
+            let StoreKind::Embedded {
+                data_dir,
+                generated_secret,
+            } = &mut store_kind
+            else {
+                return Err(StartError::Secret(
+                    "a generated secret needs the embedded store".into(),
+                ));
+            };
+            let (secret, path) = load_or_generate_secret(data_dir)?;
+            *generated_secret = Some(path);
+            TokenKeys::from_single_secret(&secret).map_err(|e| StartError::Secret(e.to_string()))?
+        }
+    };
+    let access = AccessTokenCodec::new(
+        &keys,
+        AccessTokenConfig {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            ttl_secs: config.access_ttl_secs,
+            leeway_secs: 5,
+        },
+    );
+    let passwords = PasswordHasher::new(config.argon2, config.hash_concurrency)
+        .map_err(|e| StartError::Secret(e.to_string()))?;
+    let service = AuthService::new(AuthServiceParts {
+        store,
+        clock,
+        keys,
+        access,
+        passwords,
+        password_policy: config.password_policy,
+        sessions: config.sessions.clone(),
+        cache_capacity: config.cache_capacity,
+    });
+    let state = AppState {
+        service: service.clone(),
+        http: Arc::new(HttpConfig {
+            refresh_cookie_name: config.refresh_cookie_name.clone(),
+            cookie_secure: config.cookie_secure,
+        }),
+    };
+    Ok(App {
+        service,
+        state,
+        store_kind,
+    })
+}
+
+fn open_embedded(_data_dir: &Path) -> Result<Arc<dyn Store>, StartError> {
+    Err(StartError::Store(
+        "the embedded store is not available yet: set REDIS_URL".into(),
+    ))
+}
+
+/// A random secret for processes that issue no tokens (the admin CLI).
+pub fn throwaway_secret() -> Result<String, StartError> {
+    use base64::Engine as _;
+    let bytes =
+        redauth_core::ids::random_bytes::<48>().map_err(|e| StartError::Secret(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Reads the generated secret from the data directory, creating it (mode 0600) on
+/// first start. Only used in embedded mode with no secret configured.
+pub fn load_or_generate_secret(data_dir: &Path) -> Result<(Secret, PathBuf), StartError> {
+    use base64::Engine as _;
+    let path = data_dir.join(GENERATED_SECRET_FILE);
+    let fail = |what: &str, e: std::io::Error| {
+        StartError::Secret(format!("{what} {}: {e}", path.display()))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= redauth_core::token::MIN_SECRET_BYTES => {
+            return Ok((Secret::new(s.trim()), path));
+        }
+        Ok(_) => {
+            return Err(StartError::Secret(format!(
+                "{} is too short; delete it to generate a new one",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail("cannot read", e)),
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| fail("cannot create the directory of", e))?;
+    let bytes =
+        redauth_core::ids::random_bytes::<48>().map_err(|e| StartError::Secret(e.to_string()))?;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(|e| fail("cannot create", e))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(|e| fail("cannot write", e))?;
+    Ok((Secret::new(secret), path))
+}
+
+/// Checks the store at start. An unreachable store is not fatal: the server starts,
+/// `/readyz` answers 503, and this keeps probing with backoff until it answers.
+pub fn watch_store_until_ready(service: Arc<AuthService>) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(250);
+        let mut reported = false;
+        loop {
+            match service.store().ping().await {
+                Ok(()) => {
+                    if reported {
+                        tracing::info!("store is reachable again");
+                    }
+                    return;
+                }
+                Err(StoreError::Unavailable(e)) | Err(StoreError::Corrupt(e)) => {
+                    if !reported {
+                        tracing::error!(error = %e, "store unreachable; /readyz answers 503 until it is back, retrying");
+                        reported = true;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "store check failed"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    });
+}

@@ -1,0 +1,687 @@
+//! Configuration: one loader for the TOML file (`--config FILE`), environment
+//! variables and command-line flags, in increasing order of precedence.
+//!
+//! [`Settings`] is the raw, all-optional layer; [`Config::resolve`] turns the merged
+//! layers into validated values or one [`ConfigError`] naming the offending setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use redauth_core::Secret;
+use redauth_core::password::{Argon2Params, PasswordPolicy};
+use redauth_core::service::SessionPolicy;
+use redauth_core::token::MIN_SECRET_BYTES;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A setting that is missing or wrong. The message is one line and names the setting
+/// the way the user wrote it (environment name, with the TOML key in parentheses).
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal ),* $(,)?) => {
+        /// One layer of raw settings. Every field is optional; later layers win.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Settings {
+            $( $(#[$doc])* pub $field: Option<$ty>, )*
+        }
+
+        impl Settings {
+            /// Every setting as (TOML key, environment variable), for docs and errors.
+            pub const NAMES: &'static [(&'static str, &'static str)] = &[$((stringify!($field), $env)),*];
+
+            /// `top` wins wherever it has a value.
+            pub fn overlay(self, top: Settings) -> Settings {
+                Settings { $( $field: top.$field.or(self.$field), )* }
+            }
+
+            /// Reads the environment through `get`, so tests can pass a map.
+            pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+                Ok(Settings { $( $field: parse_value(concat!($env, " (", stringify!($field), ")"), get($env))?, )* })
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on, e.g. `0.0.0.0:8080`.
+    listen: String = "REDAUTH_LISTEN",
+    redis_url: Secret = "REDIS_URL",
+    redis_host: String = "REDIS_HOST",
+    redis_port: u16 = "REDIS_PORT",
+    redis_username: String = "REDIS_USERNAME",
+    redis_password: Secret = "REDIS_PASSWORD",
+    redis_tls: bool = "REDIS_TLS",
+    redis_ca_file: PathBuf = "REDIS_CA_FILE",
+    key_prefix: String = "REDAUTH_KEY_PREFIX",
+    data_dir: PathBuf = "REDAUTH_DATA_DIR",
+    jwt_secret: Secret = "JWT_SECRET",
+    jwt_access_secret: Secret = "JWT_ACCESS_SECRET",
+    jwt_refresh_secret: Secret = "JWT_REFRESH_SECRET",
+    jwt_issuer: String = "JWT_ISSUER",
+    jwt_audience: String = "JWT_AUDIENCE",
+    access_ttl_secs: i64 = "REDAUTH_ACCESS_TTL_SECS",
+    refresh_ttl_secs: i64 = "REDAUTH_REFRESH_TTL_SECS",
+    idle_ttl_secs: i64 = "REDAUTH_IDLE_TTL_SECS",
+    refresh_reuse_grace_secs: i64 = "REDAUTH_REFRESH_REUSE_GRACE_SECS",
+    cache_capacity: u64 = "REDAUTH_CACHE_CAPACITY",
+    cookie_secure: bool = "REDAUTH_COOKIE_SECURE",
+    refresh_cookie_name: String = "REDAUTH_REFRESH_COOKIE_NAME",
+    password_min_chars: usize = "REDAUTH_PASSWORD_MIN_CHARS",
+    password_max_chars: usize = "REDAUTH_PASSWORD_MAX_CHARS",
+    argon2_memory_kib: u32 = "REDAUTH_ARGON2_MEMORY_KIB",
+    argon2_iterations: u32 = "REDAUTH_ARGON2_ITERATIONS",
+    argon2_parallelism: u32 = "REDAUTH_ARGON2_PARALLELISM",
+    hash_concurrency: usize = "REDAUTH_HASH_CONCURRENCY",
+    log_format: LogFormat = "REDAUTH_LOG_FORMAT",
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Environment values for booleans accept `true/false/1/0/yes/no`.
+trait ParseSetting: Sized {
+    fn parse_setting(s: &str) -> Option<Self>;
+}
+
+macro_rules! from_str_setting {
+    ($($t:ty),*) => { $( impl ParseSetting for $t {
+        fn parse_setting(s: &str) -> Option<Self> { s.parse().ok() }
+    } )* };
+}
+from_str_setting!(
+    String, Secret, PathBuf, u16, u32, u64, i64, usize, LogFormat
+);
+
+impl ParseSetting for bool {
+    fn parse_setting(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+fn parse_value<T: ParseSetting>(name: &str, raw: Option<String>) -> Result<Option<T>, ConfigError> {
+    match raw {
+        None => Ok(None),
+        Some(s) => T::parse_setting(s.trim())
+            .map(Some)
+            .ok_or_else(|| ConfigError(format!("{name} has an invalid value"))),
+    }
+}
+
+impl Settings {
+    /// The three layers merged: file < environment < flags.
+    pub fn layered(
+        file: Option<&std::path::Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: Settings,
+    ) -> Result<Settings, ConfigError> {
+        let base = match file {
+            Some(path) => Settings::from_toml_file(path)?,
+            None => Settings::default(),
+        };
+        Ok(base.overlay(Settings::from_env(env)?).overlay(flags))
+    }
+
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_owned();
+            ConfigError(format!("config file {}: {msg}", path.display()))
+        })
+    }
+}
+
+/// Which store to run on.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Redis(redauth_redis::RedisConfig),
+    /// No Redis configured: the embedded single-node store in this directory.
+    Embedded {
+        data_dir: PathBuf,
+    },
+}
+
+/// Where the JWT secrets come from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Single(Secret),
+    Pair {
+        access: Secret,
+        refresh: Secret,
+    },
+    /// None configured in embedded mode: generated on first start and kept in the
+    /// data directory.
+    GeneratedInDataDir,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub secrets: SecretSource,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: i64,
+    pub sessions: SessionPolicy,
+    pub cache_capacity: u64,
+    pub cookie_secure: bool,
+    pub refresh_cookie_name: String,
+    pub password_policy: PasswordPolicy,
+    pub argon2: Argon2Params,
+    pub hash_concurrency: usize,
+    pub log_format: LogFormat,
+}
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+impl Config {
+    /// Merges file < environment < flags and validates the result.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: Settings,
+    ) -> Result<Config, ConfigError> {
+        Config::resolve(Settings::layered(file, env, flags)?)
+    }
+
+    pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_raw.parse().map_err(|_| {
+            err(format!(
+                "REDAUTH_LISTEN (listen) is not an address like 127.0.0.1:8080: {listen_raw}"
+            ))
+        })?;
+        let key_prefix = s.key_prefix.unwrap_or_else(|| "redauth:".into());
+        if key_prefix.is_empty()
+            || key_prefix.len() > 64
+            || key_prefix.contains(char::is_whitespace)
+        {
+            return Err(err(
+                "REDAUTH_KEY_PREFIX (key_prefix) must be 1 to 64 characters without spaces",
+            ));
+        }
+        let store = resolve_store(
+            &s.redis_url,
+            &s.redis_host,
+            s.redis_port,
+            &s.redis_username,
+            &s.redis_password,
+            s.redis_tls,
+            s.redis_ca_file,
+            &key_prefix,
+            s.data_dir,
+        )?;
+        let secrets = resolve_secrets(
+            s.jwt_secret,
+            s.jwt_access_secret,
+            s.jwt_refresh_secret,
+            &store,
+        )?;
+
+        let access_ttl_secs = positive(
+            "REDAUTH_ACCESS_TTL_SECS (access_ttl_secs)",
+            s.access_ttl_secs,
+            15 * 60,
+        )?;
+        let absolute = positive(
+            "REDAUTH_REFRESH_TTL_SECS (refresh_ttl_secs)",
+            s.refresh_ttl_secs,
+            7 * 24 * 3600,
+        )?;
+        let idle = positive(
+            "REDAUTH_IDLE_TTL_SECS (idle_ttl_secs)",
+            s.idle_ttl_secs,
+            (3 * 24 * 3600).min(absolute),
+        )?;
+        if idle > absolute {
+            return Err(err(
+                "REDAUTH_IDLE_TTL_SECS (idle_ttl_secs) must not exceed REDAUTH_REFRESH_TTL_SECS",
+            ));
+        }
+        if access_ttl_secs > absolute {
+            return Err(err(
+                "REDAUTH_ACCESS_TTL_SECS (access_ttl_secs) must not exceed REDAUTH_REFRESH_TTL_SECS",
+            ));
+        }
+        let grace = s.refresh_reuse_grace_secs.unwrap_or(5);
+        if !(0..=60).contains(&grace) {
+            return Err(err(
+                "REDAUTH_REFRESH_REUSE_GRACE_SECS (refresh_reuse_grace_secs) must be 0 to 60",
+            ));
+        }
+        let cache_capacity = s.cache_capacity.unwrap_or(100_000);
+        if cache_capacity == 0 {
+            return Err(err(
+                "REDAUTH_CACHE_CAPACITY (cache_capacity) must be at least 1",
+            ));
+        }
+        let password_policy = PasswordPolicy {
+            min_chars: s.password_min_chars.unwrap_or(12),
+            max_chars: s.password_max_chars.unwrap_or(128),
+        };
+        if password_policy.min_chars < 8
+            || password_policy.min_chars > password_policy.max_chars
+            || password_policy.max_chars > 1024
+        {
+            return Err(err(
+                "REDAUTH_PASSWORD_MIN_CHARS / REDAUTH_PASSWORD_MAX_CHARS must satisfy 8 <= min <= max <= 1024",
+            ));
+        }
+        let defaults = Argon2Params::default();
+        let argon2 = Argon2Params {
+            memory_kib: s.argon2_memory_kib.unwrap_or(defaults.memory_kib),
+            iterations: s.argon2_iterations.unwrap_or(defaults.iterations),
+            parallelism: s.argon2_parallelism.unwrap_or(defaults.parallelism),
+        };
+        if argon2.iterations == 0
+            || argon2.parallelism == 0
+            || argon2.memory_kib < 8 * argon2.parallelism
+        {
+            return Err(err(
+                "REDAUTH_ARGON2_* : iterations and parallelism must be >= 1 and memory_kib >= 8 x parallelism",
+            ));
+        }
+        let hash_concurrency = s
+            .hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if hash_concurrency == 0 {
+            return Err(err(
+                "REDAUTH_HASH_CONCURRENCY (hash_concurrency) must be at least 1",
+            ));
+        }
+        let refresh_cookie_name = s
+            .refresh_cookie_name
+            .unwrap_or_else(|| "redauth_refresh".into());
+        if refresh_cookie_name.is_empty()
+            || !refresh_cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        {
+            return Err(err(
+                "REDAUTH_REFRESH_COOKIE_NAME (refresh_cookie_name) may contain only letters, digits, '_' and '-'",
+            ));
+        }
+        Ok(Config {
+            listen,
+            store,
+            secrets,
+            issuer: non_empty("JWT_ISSUER (jwt_issuer)", s.jwt_issuer, "redauth")?,
+            audience: non_empty("JWT_AUDIENCE (jwt_audience)", s.jwt_audience, "redauth")?,
+            access_ttl_secs,
+            sessions: SessionPolicy {
+                absolute_ttl_secs: absolute,
+                idle_ttl_secs: idle,
+                reuse_grace_secs: grace,
+            },
+            cache_capacity,
+            cookie_secure: s.cookie_secure.unwrap_or(true),
+            refresh_cookie_name,
+            password_policy,
+            argon2,
+            hash_concurrency,
+            log_format: s.log_format.unwrap_or(LogFormat::Text),
+        })
+    }
+}
+
+fn positive(name: &str, v: Option<i64>, default: i64) -> Result<i64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if v > 0 => Ok(v),
+        Some(_) => Err(err(format!("{name} must be a positive number of seconds"))),
+    }
+}
+
+fn non_empty(name: &str, v: Option<String>, default: &str) -> Result<String, ConfigError> {
+    match v {
+        None => Ok(default.to_owned()),
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        Some(_) => Err(err(format!("{name} must not be empty"))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_store(
+    url: &Option<Secret>,
+    host: &Option<String>,
+    port: Option<u16>,
+    username: &Option<String>,
+    password: &Option<Secret>,
+    tls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    key_prefix: &str,
+    data_dir: Option<PathBuf>,
+) -> Result<StoreConfig, ConfigError> {
+    let url = match (url, host) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "set either REDIS_URL or REDIS_HOST/REDIS_PORT, not both",
+            ));
+        }
+        (Some(url), None) => {
+            if port.is_some() || username.is_some() || password.is_some() || tls.is_some() {
+                return Err(err(
+                    "REDIS_URL already says port, user, password and TLS; do not combine it with REDIS_PORT/REDIS_USERNAME/REDIS_PASSWORD/REDIS_TLS",
+                ));
+            }
+            let u = url.expose();
+            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                return Err(err(
+                    "REDIS_URL (redis_url) must start with redis:// or rediss://",
+                ));
+            }
+            url.clone()
+        }
+        (None, Some(host)) => {
+            if host.is_empty() || host.contains(['/', '@', ' ']) {
+                return Err(err(
+                    "REDIS_HOST (redis_host) must be a host name or address",
+                ));
+            }
+            let scheme = if tls.unwrap_or(false) {
+                "rediss"
+            } else {
+                "redis"
+            };
+            let auth = match (username, password) {
+                (Some(u), Some(p)) => {
+                    format!("{}:{}@", userinfo_escape(u), userinfo_escape(p.expose()))
+                }
+                (None, Some(p)) => format!(":{}@", userinfo_escape(p.expose())),
+                (Some(_), None) => {
+                    return Err(err("REDIS_USERNAME is set but REDIS_PASSWORD is not"));
+                }
+                (None, None) => String::new(),
+            };
+            Secret::new(format!("{scheme}://{auth}{host}:{}/", port.unwrap_or(6379)))
+        }
+        (None, None) => {
+            if port.is_some()
+                || username.is_some()
+                || password.is_some()
+                || tls.is_some()
+                || ca_file.is_some()
+            {
+                return Err(err(
+                    "REDIS_PORT/REDIS_USERNAME/REDIS_PASSWORD/REDIS_TLS are set but REDIS_HOST is not",
+                ));
+            }
+            return Ok(StoreConfig::Embedded {
+                data_dir: data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+            });
+        }
+    };
+    if ca_file.is_some() && !url.expose().starts_with("rediss://") {
+        return Err(err(
+            "REDIS_CA_FILE (redis_ca_file) needs TLS: use rediss:// or REDIS_TLS=true",
+        ));
+    }
+    let mut redis = redauth_redis::RedisConfig::new(url.expose(), key_prefix);
+    redis.ca_file = ca_file;
+    Ok(StoreConfig::Redis(redis))
+}
+
+/// Percent-encodes everything but unreserved characters, for the user-info part of a URL.
+fn userinfo_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn resolve_secrets(
+    single: Option<Secret>,
+    access: Option<Secret>,
+    refresh: Option<Secret>,
+    store: &StoreConfig,
+) -> Result<SecretSource, ConfigError> {
+    let strong = |name: &str, s: &Secret| {
+        let n = s.expose().len();
+        if n < MIN_SECRET_BYTES {
+            Err(err(format!(
+                "{name} is too weak: HS256 needs at least {MIN_SECRET_BYTES} bytes, got {n}"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    match (single, access, refresh) {
+        (Some(s), None, None) => {
+            strong("JWT_SECRET", &s)?;
+            Ok(SecretSource::Single(s))
+        }
+        (None, Some(a), Some(r)) => {
+            strong("JWT_ACCESS_SECRET", &a)?;
+            strong("JWT_REFRESH_SECRET", &r)?;
+            if a == r {
+                return Err(err(
+                    "JWT_ACCESS_SECRET and JWT_REFRESH_SECRET must differ (or set only JWT_SECRET)",
+                ));
+            }
+            Ok(SecretSource::Pair {
+                access: a,
+                refresh: r,
+            })
+        }
+        (Some(_), _, _) => Err(err(
+            "set either JWT_SECRET or JWT_ACCESS_SECRET + JWT_REFRESH_SECRET, not both",
+        )),
+        (None, Some(_), None) => Err(err(
+            "JWT_ACCESS_SECRET is set but JWT_REFRESH_SECRET is not",
+        )),
+        (None, None, Some(_)) => Err(err(
+            "JWT_REFRESH_SECRET is set but JWT_ACCESS_SECRET is not",
+        )),
+        (None, None, None) => match store {
+            StoreConfig::Embedded { .. } => Ok(SecretSource::GeneratedInDataDir),
+            StoreConfig::Redis(_) => Err(err(
+                "JWT_SECRET is not set: with Redis a secret of at least 32 bytes is required (e.g. `openssl rand -base64 48`)",
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &|k| map.get(k).cloned(), Settings::default())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_without_redis_are_embedded_with_generated_secret() {
+        let c = load(&[]).unwrap();
+        assert!(matches!(c.store, StoreConfig::Embedded { .. }));
+        assert!(matches!(c.secrets, SecretSource::GeneratedInDataDir));
+        assert_eq!(c.access_ttl_secs, 900);
+        assert_eq!(c.sessions.absolute_ttl_secs, 7 * 24 * 3600);
+        assert!(c.cookie_secure);
+        assert_eq!(
+            c.password_policy,
+            PasswordPolicy {
+                min_chars: 12,
+                max_chars: 128
+            }
+        );
+    }
+
+    #[test]
+    fn redis_requires_a_strong_secret() {
+        let e = load(&[("REDIS_URL", "redis://localhost:6379")]).unwrap_err();
+        assert!(e.0.contains("JWT_SECRET is not set"), "{e}");
+        let e = load(&[("REDIS_URL", "redis://localhost"), ("JWT_SECRET", "short")]).unwrap_err();
+        assert!(
+            e.0.contains("JWT_SECRET is too weak") && e.0.contains("got 5"),
+            "{e}"
+        );
+        let c = load(&[("REDIS_URL", "redis://localhost"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert!(matches!(c.secrets, SecretSource::Single(_)));
+    }
+
+    #[test]
+    fn secret_pair_rules() {
+        let base = ("REDIS_URL", "redis://localhost");
+        let other = "fedcba9876543210fedcba9876543210";
+        assert!(matches!(
+            load(&[
+                base,
+                ("JWT_ACCESS_SECRET", SECRET),
+                ("JWT_REFRESH_SECRET", other)
+            ])
+            .unwrap()
+            .secrets,
+            SecretSource::Pair { .. }
+        ));
+        let e = load(&[base, ("JWT_ACCESS_SECRET", SECRET)]).unwrap_err();
+        assert!(e.0.contains("JWT_REFRESH_SECRET is not"), "{e}");
+        let e = load(&[base, ("JWT_SECRET", SECRET), ("JWT_ACCESS_SECRET", SECRET)]).unwrap_err();
+        assert!(e.0.contains("not both"), "{e}");
+        let e = load(&[
+            base,
+            ("JWT_ACCESS_SECRET", SECRET),
+            ("JWT_REFRESH_SECRET", SECRET),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("must differ"), "{e}");
+    }
+
+    #[test]
+    fn redis_from_parts_escapes_credentials_and_selects_tls() {
+        let c = load(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_USERNAME", "redauth"),
+            ("REDIS_PASSWORD", "p@ss:w/rd"),
+            ("REDIS_TLS", "true"),
+            ("JWT_SECRET", SECRET),
+        ])
+        .unwrap();
+        let StoreConfig::Redis(r) = c.store else {
+            panic!()
+        };
+        assert_eq!(
+            r.url.expose(),
+            "rediss://redauth:p%40ss%3Aw%2Frd@cache.internal:6380/"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("REDAUTH_ACCESS_TTL_SECS", "soon")],
+                "REDAUTH_ACCESS_TTL_SECS",
+            ),
+            (
+                &[("REDAUTH_ACCESS_TTL_SECS", "-5")],
+                "REDAUTH_ACCESS_TTL_SECS",
+            ),
+            (&[("REDAUTH_LISTEN", "nowhere")], "REDAUTH_LISTEN"),
+            (&[("REDIS_TLS", "maybe"), ("REDIS_HOST", "x")], "REDIS_TLS"),
+            (&[("REDIS_PORT", "1")], "REDIS_HOST"),
+            (&[("REDIS_URL", "http://x")], "REDIS_URL"),
+            (
+                &[("REDAUTH_IDLE_TTL_SECS", "999999999")],
+                "REDAUTH_IDLE_TTL_SECS",
+            ),
+            (
+                &[("REDAUTH_PASSWORD_MIN_CHARS", "4")],
+                "REDAUTH_PASSWORD_MIN_CHARS",
+            ),
+            (&[("REDAUTH_CACHE_CAPACITY", "0")], "REDAUTH_CACHE_CAPACITY"),
+            (&[("REDAUTH_LOG_FORMAT", "xml")], "REDAUTH_LOG_FORMAT"),
+            (
+                &[("REDAUTH_REFRESH_REUSE_GRACE_SECS", "3600")],
+                "REDAUTH_REFRESH_REUSE_GRACE_SECS",
+            ),
+        ];
+        for (vars, name) in cases {
+            let e = load(vars).unwrap_err();
+            assert!(e.0.contains(name), "{vars:?}: {e}");
+            assert!(!e.0.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn file_env_flags_precedence_and_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!(
+            "redauth-cfg-{}",
+            redauth_core::ids::random_id().unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("redauth.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\naccess_ttl_secs = 60\ncache_capacity = 7\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "REDAUTH_ACCESS_TTL_SECS").then(|| "120".to_string());
+        let flags = Settings {
+            listen: Some("127.0.0.1:2222".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&file), &env, flags).unwrap();
+        assert_eq!(c.listen.port(), 2222, "flag beats file");
+        assert_eq!(c.access_ttl_secs, 120, "env beats file");
+        assert_eq!(c.cache_capacity, 7, "file beats default");
+
+        std::fs::write(&file, "jwt_secrt = \"typo\"\n").unwrap();
+        let e = Config::load(Some(&file), &|_| None, Settings::default()).unwrap_err();
+        assert!(e.0.contains("jwt_secrt"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = load(&[
+            ("REDIS_URL", "redis://:hunter2pass@localhost"),
+            ("JWT_SECRET", SECRET),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains(SECRET) && !dbg.contains("hunter2pass"),
+            "{dbg}"
+        );
+    }
+}

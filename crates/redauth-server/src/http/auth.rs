@@ -1,0 +1,274 @@
+//! `/api/auth/*`: login, refresh, logout, the caller's principal and sessions.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use redauth_core::service::IssuedTokens;
+use redauth_core::{AuthError, Session};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, AuthUser, bearer_token, client_info, cookie};
+
+/// How the client wants its refresh token. `cookie` (default) keeps it out of reach
+/// of page scripts; `body` is for clients that cannot hold cookies (mobile, CLI,
+/// server-to-server), which must then store it safely themselves.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    #[default]
+    Cookie,
+    Body,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    refresh_token_delivery: Delivery,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    id: &'a str,
+    username: &'a str,
+    roles: &'a [String],
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    user: UserView<'a>,
+}
+
+fn token_response(state: &AppState, issued: &IssuedTokens, delivery: Delivery) -> Response {
+    let p = &issued.principal;
+    let body = TokenResponse {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        refresh_token: (delivery == Delivery::Body).then(|| issued.refresh_token.as_str()),
+        user: UserView {
+            id: &p.user_id,
+            username: &p.username,
+            roles: &p.roles,
+        },
+    };
+    let mut res = Json(body).into_response();
+    if delivery == Delivery::Cookie {
+        let max_age = (p.session_expires_at - state.service.now()).max(0);
+        set_cookie(
+            &mut res,
+            &state.refresh_cookie(issued.refresh_token.as_str(), max_age),
+        );
+    }
+    res
+}
+
+fn set_cookie(res: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    parts: Parts,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .service
+        .login(&req.username, &req.password, client_info(&parts))
+        .await?;
+    Ok(token_response(&state, &issued, req.refresh_token_delivery))
+}
+
+/// The refresh token from a JSON body (`{"refresh_token": …}`) if there is a body,
+/// else from the cookie. Tokens in the URL are never read.
+fn presented_refresh_token(
+    state: &AppState,
+    parts: &Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Option<String>, Delivery), ApiError> {
+    let body = body?;
+    if body.is_empty() {
+        return Ok((
+            cookie(parts, &state.http.refresh_cookie_name).map(str::to_owned),
+            Delivery::Cookie,
+        ));
+    }
+    if !is_json(&parts.headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ));
+    }
+    let req: RefreshRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))?;
+    Ok((Some(req.refresh_token), Delivery::Body))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (token, delivery) = presented_refresh_token(&state, &parts, body)?;
+    let token = token.ok_or(AuthError::InvalidRefreshToken)?;
+    match state.service.refresh(&token).await {
+        Ok(issued) => Ok(token_response(&state, &issued, delivery)),
+        Err(e @ (AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused))
+            if delivery == Delivery::Cookie =>
+        {
+            // The cookie can never work again: drop it along with the error.
+            let mut res = ApiError::from(e).into_response();
+            set_cookie(&mut res, &state.clear_refresh_cookie());
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Idempotent: always 204 and a cleared cookie, whether or not a session was found.
+pub async fn logout(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (refresh, _) = presented_refresh_token(&state, &parts, body)?;
+    let bearer = bearer_token(&parts).ok().flatten();
+    state.service.logout(bearer, refresh.as_deref()).await?;
+    Ok(state.no_content_clearing_cookie())
+}
+
+pub async fn logout_all(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+) -> Result<Response, ApiError> {
+    state.service.revoke_all_sessions(&p.user_id, None).await?;
+    Ok(state.no_content_clearing_cookie())
+}
+
+pub async fn me(AuthUser(p): AuthUser) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "id": p.user_id,
+        "username": p.username,
+        "roles": p.roles,
+        "permissions": p.permissions,
+        "session_id": p.session_id,
+        "session_expires_at": p.session_expires_at,
+    }))
+}
+
+/// For reverse proxies (`auth_request`, `forward_auth`) and SvelteKit hooks: 204 with
+/// the identity in headers, or 401.
+pub async fn verify(AuthUser(p): AuthUser) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("x-auth-user", p.user_id.as_str()),
+        ("x-auth-username", p.username.as_str()),
+        ("x-auth-roles", &p.roles.join(",")),
+        ("x-auth-session", p.session_id.as_str()),
+    ] {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            h.insert(name, v);
+        }
+    }
+    res
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    current: bool,
+    created_at: i64,
+    last_seen: i64,
+    expires_at: i64,
+    absolute_expiry: i64,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl SessionView {
+    fn new(s: Session, current_sid: &str) -> Self {
+        Self {
+            current: s.sid == current_sid,
+            expires_at: s.expires_at(),
+            id: s.sid,
+            created_at: s.created_at,
+            last_seen: s.last_seen,
+            absolute_expiry: s.absolute_expiry,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+pub async fn sessions(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list: Vec<_> = state
+        .service
+        .list_sessions(&p.user_id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView::new(s, &p.session_id))
+        .collect();
+    Ok(Json(serde_json::json!({ "sessions": list })))
+}
+
+pub async fn delete_session(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(sid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.revoke_session(&p.user_id, &sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+    ApiJson(req): ApiJson<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .change_password(&p, &req.current_password, &req.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

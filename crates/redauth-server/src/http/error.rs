@@ -1,0 +1,129 @@
+//! The one place where errors become HTTP responses. Every error body is
+//! `{"error": "<stable_code>", "message": "<human text>"}`; codes never change meaning.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use redauth_core::AuthError;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            AuthError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request"),
+            AuthError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            AuthError::MissingToken => (S::UNAUTHORIZED, "missing_token"),
+            AuthError::InvalidToken => (S::UNAUTHORIZED, "invalid_token"),
+            AuthError::TokenExpired => (S::UNAUTHORIZED, "token_expired"),
+            AuthError::InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
+            AuthError::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
+            AuthError::Forbidden => (S::FORBIDDEN, "forbidden"),
+            AuthError::NotFound => (S::NOT_FOUND, "not_found"),
+            AuthError::UsernameTaken => (S::CONFLICT, "username_taken"),
+            AuthError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            AuthError::Internal(what) => {
+                tracing::error!(error = what, "internal error");
+                (S::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let message = match &e {
+            AuthError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(b) => b.into(),
+            // serde's message names the field and what was expected; it never echoes values.
+            other => Self::invalid_request(other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is too large",
+            )
+        } else {
+            Self::invalid_request("could not read the request body")
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            Json(Body {
+                error: self.code,
+                message: &self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED && self.code != "invalid_credentials" {
+            // RFC 6750 §3: tells clients the Bearer scheme and why the token failed.
+            let value = format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                self.code
+            );
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        res
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}

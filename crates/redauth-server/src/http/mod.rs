@@ -1,0 +1,167 @@
+//! The HTTP API: a thin layer over [`AuthService`]. Routing and middleware live here;
+//! handlers are in [`auth`] and [`admin`]; errors map to responses in [`error`].
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use redauth_core::AuthService;
+use tracing::Instrument as _;
+
+use self::error::ApiError;
+
+/// Largest request body accepted; real requests are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub refresh_cookie_name: String,
+    /// `Secure` on cookies. Only ever off for plain-http local development.
+    pub cookie_secure: bool,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<AuthService>,
+    pub http: Arc<HttpConfig>,
+}
+
+/// The refresh cookie is scoped to the auth endpoints, so it never travels with
+/// ordinary page or API requests.
+const REFRESH_COOKIE_PATH: &str = "/api/auth";
+
+impl AppState {
+    fn cookie_attributes(&self) -> String {
+        let secure = if self.http.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!("; Path={REFRESH_COOKIE_PATH}; HttpOnly{secure}; SameSite=Strict")
+    }
+
+    pub fn refresh_cookie(&self, token: &str, max_age: i64) -> String {
+        format!(
+            "{}={token}; Max-Age={max_age}{}",
+            self.http.refresh_cookie_name,
+            self.cookie_attributes()
+        )
+    }
+
+    pub fn clear_refresh_cookie(&self) -> String {
+        format!(
+            "{}=; Max-Age=0{}",
+            self.http.refresh_cookie_name,
+            self.cookie_attributes()
+        )
+    }
+
+    fn no_content_clearing_cookie(&self) -> Response {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&self.clear_refresh_cookie()) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+        res
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/refresh", post(auth::refresh))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/logout-all", post(auth::logout_all))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/verify", get(auth::verify))
+        .route("/api/auth/sessions", get(auth::sessions))
+        .route("/api/auth/sessions/{sid}", delete(auth::delete_session))
+        .route("/api/auth/password", post(auth::change_password))
+        .route(
+            "/api/admin/users",
+            post(admin::create_user).get(admin::list_users),
+        )
+        .route(
+            "/api/admin/users/{id}",
+            get(admin::get_user).delete(admin::delete_user),
+        )
+        .route("/api/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/api/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/api/admin/users/{id}/roles", put(admin::set_user_roles))
+        .route("/api/admin/roles", get(admin::list_roles))
+        .route("/api/admin/roles/{name}", put(admin::put_role))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    api.fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(security_headers))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    state.service.ready().await?;
+    Ok(axum::Json(serde_json::json!({ "status": "ready" })))
+}
+
+/// Responses carry credentials or identity, so nothing may cache them.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+/// Gives every request an id (the caller's `x-request-id` if it is sane, else a new
+/// one), runs it inside a span carrying that id so every log line has it, echoes it
+/// in the response and writes one access-log line. Only the path is logged: query
+/// strings and bodies never are.
+async fn request_context(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(new_request_id, str::to_owned);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    async move {
+        let started = Instant::now();
+        let mut res = next.run(req).await;
+        tracing::info!(
+            status = res.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert("x-request-id", v);
+        }
+        res
+    }
+    .instrument(span)
+    .await
+}
+
+fn new_request_id() -> String {
+    redauth_core::ids::random_id().unwrap_or_else(|_| "unavailable".into())
+}

@@ -1,0 +1,183 @@
+//! No password, token or secret ever reaches a log line, and every line written while
+//! handling a request carries its request id. Runs the real binary with every log
+//! level on and reads what it writes (a separate process: tracing's per-callsite
+//! filter cache is process-global, so capturing inside the parallel test binary
+//! would be unreliable).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{SECRET, http, redauth, serve_with};
+
+#[test]
+fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
+    const MARKER_PW: &str = "MARKERPW-5f1c-password";
+    const REDIS_PW: &str = "MARKERREDIS-77aa";
+    let redis = redauth_testkit::RedisServer::start_with_password(REDIS_PW);
+    let env = [("REDIS_URL", redis.url())];
+    let setup = |args: &[&str]| {
+        let out = redauth()
+            .args(args)
+            .env("REDIS_URL", redis.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    setup(&["role", "set", "admin", "redauth:admin"]);
+    let mut add = redauth()
+        .args([
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut add.stdin.take().unwrap(),
+        format!("{MARKER_PW}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let (server, log_lines) = serve_with(&redis.url(), &[("RUST_LOG", "trace")]);
+    let post = |path: &str, body: serde_json::Value, headers: &[(&str, &str)]| {
+        let mut h = vec![("Content-Type", "application/json")];
+        h.extend_from_slice(headers);
+        http(&server.addr, "POST", path, &h, &body.to_string())
+    };
+    let cookie_of = |head: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("set-cookie: redauth_refresh=")
+                    .then(|| l[28..].split(';').next().unwrap().to_owned())
+            })
+            .unwrap()
+    };
+    let (status, _, _) = post(
+        "/api/auth/login",
+        json!({"username": "alice", "password": format!("{MARKER_PW}-wrong")}),
+        &[],
+    );
+    assert_eq!(status, 401);
+    let (status, head, body) = post(
+        "/api/auth/login",
+        json!({"username": "alice", "password": MARKER_PW}),
+        &[("x-request-id", "req-login-1")],
+    );
+    assert_eq!(status, 200);
+    let access = serde_json::from_str::<serde_json::Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rt0 = cookie_of(&head);
+    let refresh = |rt: &str| {
+        http(
+            &server.addr,
+            "POST",
+            "/api/auth/refresh",
+            &[("Cookie", &format!("redauth_refresh={rt}"))],
+            "",
+        )
+    };
+    let rt1 = cookie_of(&refresh(&rt0).1);
+    let rt2 = cookie_of(&refresh(&rt1).1);
+    let auth = format!("Bearer {access}");
+    http(
+        &server.addr,
+        "GET",
+        "/api/auth/me",
+        &[("Authorization", &auth)],
+        "",
+    );
+    post(
+        "/api/admin/users",
+        json!({"username": "bob", "email": "bob@example.com", "password": MARKER_PW}),
+        &[("Authorization", &auth)],
+    );
+    post(
+        "/api/auth/password",
+        json!({"current_password": MARKER_PW, "new_password": format!("{MARKER_PW}-new")}),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(refresh(&rt0).0, 401, "two generations old: theft");
+    http(
+        &server.addr,
+        "POST",
+        "/api/auth/logout",
+        &[("Cookie", &format!("redauth_refresh={rt2}"))],
+        "",
+    );
+    // The last request's access-log line marks the end of what this test produced.
+    let (_, _, _) = http(
+        &server.addr,
+        "GET",
+        "/healthz",
+        &[("x-request-id", "req-last")],
+        "",
+    );
+
+    let mut lines = Vec::new();
+    while let Ok(line) = log_lines.recv_timeout(Duration::from_secs(10)) {
+        let last = line.contains("req-last") && line.contains("\"status\":200");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    let text = lines.join("\n");
+    assert!(
+        text.contains("req-last"),
+        "did not see the final request's log line:\n{text}"
+    );
+    let secrets = [
+        MARKER_PW.to_owned(),
+        REDIS_PW.to_owned(),
+        SECRET.to_owned(),
+        access.clone(),
+        access.rsplit('.').next().unwrap().to_owned(),
+        rt0.clone(),
+        rt1.clone(),
+        rt2.clone(),
+        rt0.rsplit('.').next().unwrap().to_owned(),
+        rt2.rsplit('.').next().unwrap().to_owned(),
+    ];
+    for s in &secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret reached the logs: {}…",
+            &s[..8]
+        );
+    }
+    assert!(!text.contains("MARKER"), "a marker reached the logs");
+    let mut request_lines = 0;
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v.get("span").is_some_and(|s| s["name"] == "request") {
+            request_lines += 1;
+            assert!(v["span"]["request_id"].is_string(), "{line}");
+        }
+    }
+    assert!(request_lines >= 10, "{request_lines}");
+    assert!(
+        text.contains("\"request_id\":\"req-login-1\""),
+        "propagated id is logged"
+    );
+    assert!(
+        text.contains("refresh token reused"),
+        "theft is logged (without the token)"
+    );
+}

@@ -1,0 +1,16 @@
+//! All integration tests of the server, in one binary (one link on a 2-core machine).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod admin;
+mod auth_flow;
+mod cache_and_round_trips;
+mod cli;
+mod http_hygiene;
+mod logs;
+mod support;
