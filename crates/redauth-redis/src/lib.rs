@@ -147,8 +147,20 @@ impl RedisStore {
     }
 }
 
+/// Whatever keeps redauth from using Redis (network, auth, TLS, a loading or read-only
+/// server) is `Unavailable` (503); only a reply that makes no sense is `Corrupt`.
 fn map_err(e: redis::RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+    use redis::ErrorKind as K;
+    let operational = matches!(
+        e.kind(),
+        K::AuthenticationFailed | K::Io | K::Client | K::InvalidClientConfig
+    );
+    if operational
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+    {
         StoreError::Unavailable(e.to_string())
     } else {
         match e.code() {

@@ -10,6 +10,9 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     password: Option<String>,
+    username: Option<String>,
+    /// With TLS: the directory holding the generated CA and server certificate.
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -22,22 +25,135 @@ impl RedisServer {
         Self::start_with(&["--requirepass", password], Some(password.to_owned()))
     }
 
+    /// Starts with the default user disabled and an ACL user `username` that has
+    /// every permission, for ACL-auth tests.
+    pub fn start_with_acl_user(username: &str, password: &str) -> Self {
+        // One argv item per ACL word: redis-server quotes items that contain spaces.
+        let pass = format!(">{password}");
+        Self::spawn_ready(
+            &[
+                "--user", username, "on", &pass, "~*", "&*", "+@all", "--user", "default", "off",
+            ],
+            Some(password.to_owned()),
+            Some(username.to_owned()),
+            None,
+        )
+    }
+
+    /// Starts a TLS-only server with a freshly generated CA and server certificate
+    /// (for `localhost` and 127.0.0.1), made with the `openssl` command.
+    pub fn start_tls() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "redauth-tls-{}",
+            redauth_core::ids::random_id().expect("rng")
+        ));
+        std::fs::create_dir_all(&dir).expect("tls dir");
+        let openssl = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            assert!(
+                ok.is_ok_and(|s| s.success()),
+                "openssl {args:?} failed (is openssl installed?)"
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=redauth-test-ca",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        Self::spawn_ready(&[], None, None, Some(dir))
+    }
+
+    /// PEM of the CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> Option<std::path::PathBuf> {
+        self.tls_dir.as_ref().map(|d| d.join("ca.crt"))
+    }
+
     pub fn start_with(extra_args: &[&str], password: Option<String>) -> Self {
+        Self::spawn_ready(extra_args, password, None, None)
+    }
+
+    fn spawn_ready(
+        extra_args: &[&str],
+        password: Option<String>,
+        username: Option<String>,
+        tls_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         // A port found free can be taken before redis binds it; try a few.
         for _ in 0..5 {
             let port = free_port();
+            let port_args: Vec<String> = match &tls_dir {
+                None => vec!["--port".into(), port.to_string()],
+                Some(d) => {
+                    let file = |name: &str| d.join(name).to_string_lossy().into_owned();
+                    vec![
+                        "--port".into(),
+                        "0".into(),
+                        "--tls-port".into(),
+                        port.to_string(),
+                        "--tls-cert-file".into(),
+                        file("server.crt"),
+                        "--tls-key-file".into(),
+                        file("server.key"),
+                        "--tls-ca-cert-file".into(),
+                        file("ca.crt"),
+                        "--tls-auth-clients".into(),
+                        "no".into(),
+                    ]
+                }
+            };
             let child = Command::new(&binary)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(&port_args)
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--dir", &std::env::temp_dir().to_string_lossy()])
                 .args(extra_args)
                 .stdout(Stdio::null())
@@ -52,6 +168,8 @@ impl RedisServer {
                 child,
                 port,
                 password: password.clone(),
+                username: username.clone(),
+                tls_dir: tls_dir.clone(),
             };
             if server.wait_ready(Duration::from_secs(10)) {
                 return server;
@@ -64,11 +182,16 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://[:password@]127.0.0.1:<port>/`
+    /// `redis://[[user]:password@]127.0.0.1:<port>/`, or `rediss://localhost:<port>/`
+    /// for a TLS server (the certificate names `localhost`).
     pub fn url(&self) -> String {
-        match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+        if self.tls_dir.is_some() {
+            return format!("rediss://localhost:{}/", self.port);
+        }
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) => format!("redis://{u}:{p}@127.0.0.1:{}/", self.port),
+            (None, Some(p)) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+            _ => format!("redis://127.0.0.1:{}/", self.port),
         }
     }
 
@@ -141,7 +264,12 @@ impl RedisServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false; // exited: port taken or bad arguments
             }
-            if let Ok(mut con) = self.client().get_connection()
+            if self.tls_dir.is_some() {
+                // Listening is enough: the tests themselves prove the TLS handshake.
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return true;
+                }
+            } else if let Ok(mut con) = self.client().get_connection()
                 && redis::cmd("PING").query::<String>(&mut con).is_ok()
             {
                 return true;
@@ -158,6 +286,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.tls_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

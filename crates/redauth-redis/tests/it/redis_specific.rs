@@ -1,1 +1,221 @@
+//! What only the Redis backend has: wire round trips, auth and TLS, the pub/sub
+//! revocation feed, and the documented key layout.
 
+use std::sync::Arc;
+
+use redauth_core::Store;
+use redauth_core::store::{Invalidation, RotateOutcome, RotateRequest};
+use redauth_core::token::refresh::TokenHash;
+use redauth_redis::{RedisConfig, RedisStore};
+use redauth_testkit::conformance::{session, user};
+use redauth_testkit::{CountingProxy, RedisServer};
+
+fn now() -> i64 {
+    redauth_core::Clock::now(&redauth_core::SystemClock)
+}
+
+#[tokio::test]
+async fn principal_load_and_rotation_are_one_round_trip_each() {
+    let server = RedisServer::start();
+    let proxy = CountingProxy::start(server.port()).await;
+    let store = RedisStore::connect(&RedisConfig::new(&proxy.url(), "rt:")).unwrap();
+    store.preload_scripts().await.unwrap();
+    let u = user("alice");
+    store.create_user(&u).await.unwrap();
+    let s = session(&u.id, now(), 3600, 3600);
+    store
+        .create_session(&s, &TokenHash("t0".into()), now())
+        .await
+        .unwrap();
+
+    let before = proxy.round_trips();
+    let rec = store
+        .load_principal(&u.id, &s.sid, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.user, u);
+    assert_eq!(proxy.round_trips() - before, 1);
+
+    let before = proxy.round_trips();
+    let req = RotateRequest {
+        user_id: u.id.clone(),
+        session_id: s.sid.clone(),
+        presented: TokenHash("t0".into()),
+        successor: TokenHash("t1".into()),
+        now: now(),
+        grace_secs: 5,
+        idle_secs: 3600,
+    };
+    assert!(matches!(
+        store.rotate_refresh(&req).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert_eq!(proxy.round_trips() - before, 1);
+}
+
+#[tokio::test]
+async fn acl_user_authentication_works_and_a_wrong_password_is_unavailable() {
+    let server = RedisServer::start_with_acl_user("redauth", "acl-secret-pw");
+    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "acl:")).unwrap();
+    store.ping().await.unwrap();
+    store.create_user(&user("alice")).await.unwrap();
+    let wrong = format!("redis://redauth:wrong@127.0.0.1:{}/", server.port());
+    let bad = RedisStore::connect(&RedisConfig::new(&wrong, "acl:")).unwrap();
+    assert!(matches!(
+        bad.ping().await,
+        Err(redauth_core::StoreError::Unavailable(_))
+    ));
+    let anonymous = format!("redis://127.0.0.1:{}/", server.port());
+    let anon = RedisStore::connect(&RedisConfig::new(&anonymous, "acl:")).unwrap();
+    assert!(anon.ping().await.is_err());
+}
+
+#[tokio::test]
+async fn password_authentication_works() {
+    let server = RedisServer::start_with_password("plain-pass");
+    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "pw:")).unwrap();
+    store.ping().await.unwrap();
+    let anon = RedisStore::connect(&RedisConfig::new(
+        &format!("redis://127.0.0.1:{}/", server.port()),
+        "pw:",
+    ))
+    .unwrap();
+    assert!(matches!(
+        anon.ping().await,
+        Err(redauth_core::StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn tls_with_a_ca_file_works_and_an_untrusted_certificate_is_refused() {
+    let server = RedisServer::start_tls();
+    let mut config = RedisConfig::new(&server.url(), "tls:");
+    config.ca_file = server.ca_file();
+    let store = RedisStore::connect(&config).unwrap();
+    store.ping().await.unwrap();
+    let u = user("alice");
+    store.create_user(&u).await.unwrap();
+    assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u));
+
+    // Without the CA the server certificate is not trusted.
+    let untrusted = RedisStore::connect(&RedisConfig::new(&server.url(), "tls:")).unwrap();
+    assert!(matches!(
+        untrusted.ping().await,
+        Err(redauth_core::StoreError::Unavailable(_))
+    ));
+    // And plain redis:// to a TLS port does not work either.
+    let plain = RedisStore::connect(&RedisConfig::new(
+        &format!("redis://127.0.0.1:{}/", server.port()),
+        "tls:",
+    ))
+    .unwrap();
+    assert!(plain.ping().await.is_err());
+}
+
+#[tokio::test]
+async fn revocations_on_one_store_reach_the_feed_of_another() {
+    let server = RedisServer::start();
+    let writer = RedisStore::connect(&RedisConfig::new(&server.url(), "feed:")).unwrap();
+    let listener = RedisStore::connect(&RedisConfig::new(&server.url(), "feed:")).unwrap();
+    let other_prefix = RedisStore::connect(&RedisConfig::new(&server.url(), "elsewhere:")).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    listener.subscribe_invalidations(Arc::new(move |inv| {
+        let _ = tx.send(inv);
+    }));
+    listener.invalidation_feed_ready().await;
+    assert_eq!(
+        rx.recv().await,
+        Some(Invalidation::All),
+        "a (re)subscription first clears the cache"
+    );
+
+    let u = user("alice");
+    writer.create_user(&u).await.unwrap();
+    let s = session(&u.id, now(), 3600, 3600);
+    writer
+        .create_session(&s, &TokenHash("t".into()), now())
+        .await
+        .unwrap();
+    // A store with another key prefix is another deployment: its events stay apart.
+    other_prefix
+        .put_role(&redauth_core::Role {
+            name: "x".into(),
+            permissions: vec![],
+        })
+        .await
+        .unwrap();
+    writer.revoke_session(&u.id, &s.sid, None).await.unwrap();
+    assert_eq!(rx.recv().await, Some(Invalidation::Session(s.sid.clone())));
+    writer.revoke_all_sessions(&u.id, None).await.unwrap();
+    assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
+    writer
+        .put_role(&redauth_core::Role {
+            name: "r".into(),
+            permissions: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    let mut changed = u.clone();
+    changed.disabled = true;
+    writer.update_user(&changed).await.unwrap();
+    assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
+}
+
+#[tokio::test]
+async fn keys_follow_the_documented_layout_and_expiry() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "lay:")).unwrap();
+    let u = user("alice");
+    store.create_user(&u).await.unwrap();
+    store
+        .put_role(&redauth_core::Role {
+            name: "r".into(),
+            permissions: vec![],
+        })
+        .await
+        .unwrap();
+    let s = session(&u.id, now(), 7200, 3600);
+    store
+        .create_session(&s, &TokenHash("t".into()), now())
+        .await
+        .unwrap();
+
+    let mut con = server.client().get_connection().unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    keys.sort();
+    let mut want = vec![
+        format!("lay:{{u:{}}}:user", u.id),
+        format!("lay:{{u:{}}}:s:{}", u.id, s.sid),
+        format!("lay:{{u:{}}}:sessions", u.id),
+        "lay:username:alice".to_owned(),
+        "lay:users".to_owned(),
+        "lay:roles".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(keys, want);
+    let ttl = |k: &str| -> i64 {
+        redis::cmd("TTL")
+            .arg(k)
+            .query(&mut server.client().get_connection().unwrap())
+            .unwrap()
+    };
+    let session_ttl = ttl(&format!("lay:{{u:{}}}:s:{}", u.id, s.sid));
+    assert!(
+        (3590..=3600).contains(&session_ttl),
+        "session expires at its idle expiry: {session_ttl}"
+    );
+    let index_ttl = ttl(&format!("lay:{{u:{}}}:sessions", u.id));
+    assert!(
+        (7190..=7200).contains(&index_ttl),
+        "index expires with its last absolute expiry: {index_ttl}"
+    );
+    assert_eq!(ttl(&format!("lay:{{u:{}}}:user", u.id)), -1);
+    // Refresh tokens are stored only as hashes: no field holds a token.
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("lay:{{u:{}}}:s:{}", u.id, s.sid))
+        .query(&mut con)
+        .unwrap();
+    assert!(fields.iter().all(|f| f != "token" && f != "refresh_token"));
+}
