@@ -53,7 +53,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
             (Arc::new(store), StoreKind::Redis)
         }
         StoreConfig::Embedded { data_dir } => (
-            open_embedded(data_dir)?,
+            open_embedded(data_dir, clock.clone())?,
             StoreKind::Embedded {
                 data_dir: data_dir.clone(),
                 generated_secret: None,
@@ -125,10 +125,17 @@ pub fn build_on(
     })
 }
 
-fn open_embedded(_data_dir: &Path) -> Result<Arc<dyn Store>, StartError> {
-    Err(StartError::Store(
-        "the embedded store is not available yet: set REDIS_URL".into(),
-    ))
+/// How often the embedded store deletes expired sessions. Expired sessions are
+/// invisible at once; the sweep only reclaims their space.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+fn open_embedded(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StartError> {
+    let store = Arc::new(
+        redauth_embedded::EmbeddedStore::open(data_dir)
+            .map_err(|e| StartError::Store(e.to_string()))?,
+    );
+    store.spawn_sweeper(clock, SWEEP_EVERY);
+    Ok(store)
 }
 
 /// A random secret for processes that issue no tokens (the admin CLI).

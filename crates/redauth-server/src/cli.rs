@@ -242,10 +242,17 @@ fn banner(config: &Config, kind: &StoreKind, addr: SocketAddr) {
             "cookies are sent without Secure: only acceptable for plain-http local development"
         );
     }
-    tracing::info!(
-        "no accounts exist by default; create an admin with: \
-        redauth role set admin redauth:admin && redauth user add <name> --email <address> --role admin"
-    );
+    let first_admin = "redauth role set admin redauth:admin && redauth user add <name> --email <address> --role admin";
+    match kind {
+        StoreKind::Redis => tracing::info!(
+            command = first_admin,
+            "no accounts exist by default; create the first admin with"
+        ),
+        StoreKind::Embedded { .. } => tracing::info!(
+            command = first_admin,
+            "no accounts exist by default; the embedded data file is locked while the server runs, so stop it, then create the first admin with"
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,7 @@ mod admin;
 mod auth_flow;
 mod cache_and_round_trips;
 mod cli;
+mod embedded_mode;
 mod http_hygiene;
 mod logs;
 mod support;

@@ -306,39 +306,50 @@ pub fn serve(redis_url: &str) -> Server {
     serve_with(redis_url, &[]).0
 }
 
-/// Starts `redauth serve` with JSON logs; returns it and a channel of its log lines.
+/// Starts `redauth serve` on Redis with JSON logs; returns it and its log lines.
 pub fn serve_with(
     redis_url: &str,
     env: &[(&str, &str)],
 ) -> (Server, std::sync::mpsc::Receiver<String>) {
+    let mut all = vec![("REDIS_URL", redis_url), ("JWT_SECRET", SECRET)];
+    all.extend_from_slice(env);
+    serve_env(&all).expect("server started")
+}
+
+/// Starts `redauth serve` with `env` (plus the test defaults) and JSON logs; returns
+/// it and all its log lines, or `Err` with its output if it exits before listening.
+pub fn serve_env(
+    env: &[(&str, &str)],
+) -> Result<(Server, std::sync::mpsc::Receiver<String>), String> {
     let mut child = redauth()
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("REDIS_URL", redis_url)
-        .env("JWT_SECRET", SECRET)
         .env("REDAUTH_COOKIE_SECURE", "false")
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut seen = Vec::new();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.wait();
+            return Err(seen.join("\n"));
+        };
+        seen.push(line.clone());
+        let _ = tx.send(line.clone());
         if line.contains("redauth listening") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             break v["fields"]["addr"].as_str().unwrap().to_owned();
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    (Server { child, addr }, rx)
+    Ok((Server { child, addr }, rx))
 }
 
 pub fn http(
