@@ -61,8 +61,11 @@ pub type InvalidationSink = Arc<dyn Fn(Invalidation) + Send + Sync>;
 
 /// Persistent state of users, roles and login sessions.
 ///
-/// Every method is one round trip to the backend. Methods that change what a
-/// principal may do also publish an [`Invalidation`] to other nodes.
+/// Every method the request path uses (`load_principal`, `rotate_refresh`,
+/// `create_session`, `find_user_by_username`, the revocations) is one round trip to the
+/// backend; administrative ones may take two. Methods that change what a principal may
+/// do also publish an [`Invalidation`] to other nodes. Revocation counts are of stored
+/// sessions: one that expired but was not yet swept may still be counted.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.

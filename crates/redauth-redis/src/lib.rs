@@ -503,6 +503,7 @@ impl Store for RedisStore {
             .arg(session_id)
             .arg(self.keys.invalidation_channel())
             .arg(proof.map_or("", |p| p.0.as_str()))
+            .arg(if proof.is_some() { "1" } else { "0" })
             .invoke_async(&mut self.con())
             .await
             .map_err(map_err)?;

@@ -54,7 +54,7 @@ if s[1] == ARGV[1] then
   redis.call('HINCRBY', KEYS[1], 'gen', 1)
   redis.call('EXPIREAT', KEYS[1], idle)
   code = 1
-elseif s[2] == ARGV[1] and s[1] == ARGV[2] and now - tonumber(s[3]) <= tonumber(ARGV[4]) then
+elseif ARGV[1] ~= '' and s[2] == ARGV[1] and s[1] == ARGV[2] and now - tonumber(s[3]) <= tonumber(ARGV[4]) then
   code = 2
 else
   redis.call('DEL', KEYS[1])
@@ -105,11 +105,13 @@ end
 return out
 ";
 
-/// KEYS: session, user's session index. ARGV: sid, channel, proof hash or ''.
+/// KEYS: session, user's session index. ARGV: sid, channel, proof hash, '1' if a
+/// proof is required (a separate flag, so an empty proof never means "no proof").
 const REVOKE_SESSION: &str = r"
-if ARGV[3] ~= '' then
+if ARGV[4] == '1' then
   local h = redis.call('HMGET', KEYS[1], 'cur', 'prev')
-  if h[1] ~= ARGV[3] and h[2] ~= ARGV[3] then return 0 end
+  -- An unrotated session stores prev = '', so an empty proof must never match.
+  if ARGV[3] == '' or (h[1] ~= ARGV[3] and h[2] ~= ARGV[3]) then return 0 end
 end
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])

@@ -37,6 +37,9 @@ macro_rules! store_conformance_tests {
             list_sessions_prunes_dead_sessions,
             revoke_session_with_and_without_proof,
             revoke_all_sessions_keeps_the_one_asked,
+            replay_with_another_successor_is_reuse,
+            one_user_cannot_revoke_another_users_session,
+            an_empty_proof_revokes_nothing,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -634,5 +637,71 @@ pub async fn revoke_all_sessions_keeps_the_one_asked(store: Arc<dyn Store>) {
             .unwrap()
             .is_some(),
         "other users untouched"
+    );
+}
+
+pub async fn replay_with_another_successor_is_reuse(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "sam").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    // Inside the window, but claiming a successor that is not the current token.
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "other", t + 1))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t + 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn one_user_cannot_revoke_another_users_session(store: Arc<dyn Store>) {
+    let owner = stored_user(&store, "tess").await;
+    let other = stored_user(&store, "theo").await;
+    let t = now();
+    let s = session(&owner.id, t, 3600, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert!(!store.revoke_session(&other.id, &s.sid, None).await.unwrap());
+    assert_eq!(store.revoke_all_sessions(&other.id, None).await.unwrap(), 0);
+    assert!(
+        store
+            .load_principal(&owner.id, &s.sid, t)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn an_empty_proof_revokes_nothing(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "uma").await;
+    let t = now();
+    let s = session(&u.id, t, 3600, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    assert!(
+        !store
+            .revoke_session(&u.id, &s.sid, Some(&hash("")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t)
+            .await
+            .unwrap()
+            .is_some()
     );
 }
