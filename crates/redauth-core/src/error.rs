@@ -59,6 +59,8 @@ pub enum AuthError {
     NotFound,
     #[error("username is already taken")]
     UsernameTaken,
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("storage unavailable")]
     Unavailable,
     #[error("internal error: {0}")]

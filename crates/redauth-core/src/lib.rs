@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod password;
+pub mod rate_limit;
 pub mod secret;
 pub mod service;
 pub mod store;

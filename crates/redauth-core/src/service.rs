@@ -13,10 +13,43 @@ use crate::model::{
     validate_username,
 };
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
+use crate::rate_limit::{Decision, RateLimit, RateLimiter};
 use crate::store::{Invalidation, RotateOutcome, RotateRequest, Store};
 use crate::token::TokenKeys;
 use crate::token::access::AccessTokenCodec;
 use crate::token::refresh::RefreshToken;
+
+/// Brute-force limits (see [`crate::rate_limit`]); `None` turns one off.
+#[derive(Debug, Clone, Copy)]
+pub struct BruteForceLimits {
+    /// Every login attempt from one client IP.
+    pub login_per_ip: Option<RateLimit>,
+    /// Failed logins for one account, from anywhere. Checked before hashing, charged
+    /// only on failure, so a user who knows their password is only slowed while the
+    /// account's budget is exhausted, and it refills continuously.
+    pub login_failures_per_account: Option<RateLimit>,
+    /// Every refresh attempt from one client IP.
+    pub refresh_per_ip: Option<RateLimit>,
+}
+
+impl Default for BruteForceLimits {
+    fn default() -> Self {
+        Self {
+            login_per_ip: Some(RateLimit {
+                burst: 50,
+                interval_secs: 2,
+            }),
+            login_failures_per_account: Some(RateLimit {
+                burst: 10,
+                interval_secs: 60,
+            }),
+            refresh_per_ip: Some(RateLimit {
+                burst: 120,
+                interval_secs: 1,
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SessionPolicy {
@@ -72,6 +105,8 @@ pub struct AuthService {
     password_policy: PasswordPolicy,
     sessions: SessionPolicy,
     cache: SessionCache,
+    limiter: Arc<dyn RateLimiter>,
+    limits: BruteForceLimits,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -91,6 +126,7 @@ pub struct AuthServiceParts {
     pub password_policy: PasswordPolicy,
     pub sessions: SessionPolicy,
     pub cache_capacity: u64,
+    pub limits: BruteForceLimits,
 }
 
 impl AuthService {
@@ -102,6 +138,8 @@ impl AuthService {
             .store
             .subscribe_invalidations(Arc::new(move |inv| sink_cache.invalidate(&inv)));
         Arc::new(Self {
+            limiter: parts.store.rate_limiter(),
+            limits: parts.limits,
             store: parts.store,
             clock: parts.clock,
             keys: parts.keys,
@@ -143,6 +181,13 @@ impl AuthService {
         {
             return Err(AuthError::InvalidCredentials);
         }
+        if let Some(ip) = &client.ip {
+            self.limit(self.limits.login_per_ip, &format!("login-ip:{ip}"), 1)
+                .await?;
+        }
+        let account_key = format!("login-fail:{}", normalize_username(username));
+        self.limit(self.limits.login_failures_per_account, &account_key, 0)
+            .await?;
         let user = match validate_username(username) {
             Ok(()) => {
                 self.store
@@ -156,6 +201,11 @@ impl AuthService {
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
         let Some(mut user) = user.filter(|u| !u.disabled && verified != Verified::No) else {
+            // Charged after the fact; the answer stays "invalid credentials" even if this
+            // attempt exhausted the budget, so the limit reveals nothing about the password.
+            let _ = self
+                .limit(self.limits.login_failures_per_account, &account_key, 1)
+                .await;
             return Err(AuthError::InvalidCredentials);
         };
         if let Verified::YesRehashed(new_hash) = verified {
@@ -165,6 +215,21 @@ impl AuthService {
             tracing::info!(user_id = %user.id, "upgraded imported bcrypt hash to Argon2id");
         }
         self.open_session(&user, client).await
+    }
+
+    /// Charges `cost` (0 = look only) to `key`; `RateLimited` when over the limit.
+    async fn limit(&self, limit: Option<RateLimit>, key: &str, cost: u32) -> Result<(), AuthError> {
+        let Some(limit) = limit else { return Ok(()) };
+        match self
+            .limiter
+            .check(key, limit, cost, self.clock.now().saturating_mul(1000))
+            .await?
+        {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after_secs } => {
+                Err(AuthError::RateLimited { retry_after_secs })
+            }
+        }
     }
 
     async fn open_session(
@@ -213,7 +278,15 @@ impl AuthService {
     }
 
     /// Rotates a refresh token: one atomic store call. See [`RotateOutcome`].
-    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens, AuthError> {
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
+        if let Some(ip) = &client.ip {
+            self.limit(self.limits.refresh_per_ip, &format!("refresh-ip:{ip}"), 1)
+                .await?;
+        }
         let token = RefreshToken::parse(presented)?;
         let successor = token.successor(&self.keys);
         let req = RotateRequest {

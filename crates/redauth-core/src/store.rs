@@ -124,4 +124,10 @@ pub trait Store: Send + Sync + 'static {
     /// Starts delivering invalidations published by other nodes to `sink`. Backends
     /// with a single process (the embedded store) have nothing to deliver.
     fn subscribe_invalidations(&self, _sink: InvalidationSink) {}
+
+    /// The brute-force limiter that fits this backend: shared by every node for Redis,
+    /// in-process for single-node backends.
+    fn rate_limiter(&self) -> Arc<dyn crate::rate_limit::RateLimiter> {
+        Arc::new(crate::rate_limit::MemoryRateLimiter::default())
+    }
 }

@@ -11,6 +11,7 @@
 //! | `P{u:<uid>}:s:<sid>` | hash, one login session (fields below) | `EXPIREAT` idle expiry, moved by each refresh | login, refresh | logout, revoke, theft detection, expiry, delete user |
 //! | `P{u:<uid>}:sessions` | sorted set, sid scored by absolute expiry | `EXPIREAT` latest absolute expiry | login | pruned on login and list (dead ids), revoke, delete user |
 //! | `Pinvalidations` | pub/sub channel: `sid:<sid>`, `user:<uid>`, `all` | — | every revoking write | — |
+//! | `Prl:<kind>:<id>` | string, GCRA arrival time in ms | `PX` until drained | rate limiter | its TTL |
 //!
 //! Session hash fields: `uid created last_seen abs_exp idle_exp ip ua gen` (metadata),
 //! `cur` (HMAC of the current refresh token), `prev` (HMAC of the token it replaced),
@@ -26,6 +27,10 @@ impl Keys {
         Self {
             prefix: prefix.to_owned(),
         }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn user(&self, uid: &str) -> String {

@@ -6,6 +6,7 @@
 
 mod feed;
 pub mod keys;
+mod rate_limit;
 mod scripts;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Value};
 
 use crate::keys::Keys;
+pub use crate::rate_limit::RedisRateLimiter;
 use crate::scripts::Scripts;
 
 /// How to reach Redis.
@@ -129,6 +131,11 @@ impl RedisStore {
         self.con.clone()
     }
 
+    /// A rate limiter sharing this store's connection and key prefix.
+    pub fn rate_limiter(&self) -> RedisRateLimiter {
+        RedisRateLimiter::new(self.con(), self.keys.prefix())
+    }
+
     /// Runs a read-only operation, once more if the connection had dropped (after a
     /// Redis restart the first command finds the old socket dead; the retry waits for
     /// the reconnect). Writes are never retried: a write whose reply was lost may have
@@ -149,7 +156,7 @@ impl RedisStore {
 
 /// Whatever keeps redauth from using Redis (network, auth, TLS, a loading or read-only
 /// server) is `Unavailable` (503); only a reply that makes no sense is `Corrupt`.
-fn map_err(e: redis::RedisError) -> StoreError {
+pub(crate) fn map_err(e: redis::RedisError) -> StoreError {
     use redis::ErrorKind as K;
     let operational = matches!(
         e.kind(),
@@ -527,6 +534,10 @@ impl Store for RedisStore {
             .await
             .map_err(map_err)?;
         Ok(n)
+    }
+
+    fn rate_limiter(&self) -> Arc<dyn redauth_core::rate_limit::RateLimiter> {
+        Arc::new(RedisStore::rate_limiter(self))
     }
 
     fn subscribe_invalidations(&self, sink: InvalidationSink) {

@@ -110,12 +110,14 @@ pub fn build_on(
         password_policy: config.password_policy,
         sessions: config.sessions.clone(),
         cache_capacity: config.cache_capacity,
+        limits: config.limits,
     });
     let state = AppState {
         service: service.clone(),
         http: Arc::new(HttpConfig {
             refresh_cookie_name: config.refresh_cookie_name.clone(),
             cookie_secure: config.cookie_secure,
+            client_ip_header: config.client_ip_header.clone(),
         }),
     };
     Ok(App {

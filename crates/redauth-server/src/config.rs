@@ -10,7 +10,8 @@ use std::str::FromStr;
 
 use redauth_core::Secret;
 use redauth_core::password::{Argon2Params, PasswordPolicy};
-use redauth_core::service::SessionPolicy;
+use redauth_core::rate_limit::RateLimit;
+use redauth_core::service::{BruteForceLimits, SessionPolicy};
 use redauth_core::token::MIN_SECRET_BYTES;
 use serde::Deserialize;
 use thiserror::Error;
@@ -78,6 +79,15 @@ settings! {
     argon2_parallelism: u32 = "REDAUTH_ARGON2_PARALLELISM",
     hash_concurrency: usize = "REDAUTH_HASH_CONCURRENCY",
     log_format: LogFormat = "REDAUTH_LOG_FORMAT",
+    /// `<burst>/<seconds>` or `off`: login attempts per client IP.
+    login_limit_per_ip: String = "REDAUTH_LOGIN_LIMIT_PER_IP",
+    /// `<burst>/<seconds>` or `off`: failed logins per account.
+    login_failure_limit_per_account: String = "REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT",
+    /// `<burst>/<seconds>` or `off`: refreshes per client IP.
+    refresh_limit_per_ip: String = "REDAUTH_REFRESH_LIMIT_PER_IP",
+    /// Header set by a trusted reverse proxy with the client IP (`x-real-ip`, or
+    /// `x-forwarded-for`, whose last entry is used). Unset: the TCP peer address.
+    client_ip_header: String = "REDAUTH_CLIENT_IP_HEADER",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -195,6 +205,8 @@ pub struct Config {
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
     pub log_format: LogFormat,
+    pub limits: BruteForceLimits,
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 fn err(msg: impl Into<String>) -> ConfigError {
@@ -328,7 +340,36 @@ impl Config {
                 "REDAUTH_REFRESH_COOKIE_NAME (refresh_cookie_name) may contain only letters, digits, '_' and '-'",
             ));
         }
+        let defaults = BruteForceLimits::default();
+        let limits = BruteForceLimits {
+            login_per_ip: rate_limit(
+                "REDAUTH_LOGIN_LIMIT_PER_IP (login_limit_per_ip)",
+                s.login_limit_per_ip,
+                defaults.login_per_ip,
+            )?,
+            login_failures_per_account: rate_limit(
+                "REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT (login_failure_limit_per_account)",
+                s.login_failure_limit_per_account,
+                defaults.login_failures_per_account,
+            )?,
+            refresh_per_ip: rate_limit(
+                "REDAUTH_REFRESH_LIMIT_PER_IP (refresh_limit_per_ip)",
+                s.refresh_limit_per_ip,
+                defaults.refresh_per_ip,
+            )?,
+        };
+        let client_ip_header = match s.client_ip_header {
+            None => None,
+            Some(h) => Some(
+                axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
+                    .map_err(|_| {
+                        err("REDAUTH_CLIENT_IP_HEADER (client_ip_header) is not a header name")
+                    })?,
+            ),
+        };
         Ok(Config {
+            limits,
+            client_ip_header,
             listen,
             store,
             secrets,
@@ -348,6 +389,31 @@ impl Config {
             hash_concurrency,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
         })
+    }
+}
+
+/// `<burst>/<seconds>` (e.g. `10/60`: 10 at once, then one per minute) or `off`.
+fn rate_limit(
+    name: &str,
+    v: Option<String>,
+    default: Option<RateLimit>,
+) -> Result<Option<RateLimit>, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    if v.trim() == "off" {
+        return Ok(None);
+    }
+    let parsed = v
+        .trim()
+        .split_once('/')
+        .and_then(|(b, s)| Some((b.parse::<u32>().ok()?, s.parse::<u32>().ok()?)));
+    match parsed {
+        Some((burst, interval_secs)) if burst > 0 && interval_secs > 0 => Ok(Some(RateLimit {
+            burst,
+            interval_secs,
+        })),
+        _ => Err(err(format!(
+            "{name} must be <burst>/<seconds> with both above 0, or off"
+        ))),
     }
 }
 
@@ -669,6 +735,37 @@ mod tests {
         let e = Config::load(Some(&file), &|_| None, Settings::default()).unwrap_err();
         assert!(e.0.contains("jwt_secrt"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rate_limits_parse_or_name_the_setting() {
+        let c = load(&[
+            ("REDAUTH_LOGIN_LIMIT_PER_IP", "5/30"),
+            ("REDAUTH_REFRESH_LIMIT_PER_IP", "off"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.limits.login_per_ip,
+            Some(RateLimit {
+                burst: 5,
+                interval_secs: 30
+            })
+        );
+        assert_eq!(c.limits.refresh_per_ip, None);
+        assert_eq!(
+            c.limits.login_failures_per_account,
+            BruteForceLimits::default().login_failures_per_account
+        );
+        for bad in ["5", "0/10", "5/0", "a/b", "5/10/2"] {
+            let e = load(&[("REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT", bad)]).unwrap_err();
+            assert!(
+                e.0.contains("REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT"),
+                "{bad}: {e}"
+            );
+        }
+        let c = load(&[("REDAUTH_CLIENT_IP_HEADER", "X-Forwarded-For")]).unwrap();
+        assert_eq!(c.client_ip_header.unwrap().as_str(), "x-forwarded-for");
+        assert!(load(&[("REDAUTH_CLIENT_IP_HEADER", "bad header")]).is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -27,6 +29,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -49,6 +52,7 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden => (S::FORBIDDEN, "forbidden"),
             AuthError::NotFound => (S::NOT_FOUND, "not_found"),
             AuthError::UsernameTaken => (S::CONFLICT, "username_taken"),
+            AuthError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             AuthError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
             AuthError::Internal(what) => {
                 tracing::error!(error = what, "internal error");
@@ -59,7 +63,16 @@ impl From<AuthError> for ApiError {
             AuthError::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
-        Self::new(status, code, message)
+        let retry_after = match e {
+            AuthError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
+        Self {
+            status,
+            code,
+            message,
+            retry_after,
+        }
     }
 }
 
@@ -102,6 +115,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED && self.code != "invalid_credentials" {
             // RFC 6750 §3: tells clients the Bearer scheme and why the token failed.
             let value = format!(

@@ -71,13 +71,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Peer address and user agent, recorded on new sessions.
-pub fn client_info(parts: &Parts) -> ClientInfo {
+/// Client IP and user agent: recorded on new sessions and used for per-IP limits.
+/// The IP is the TCP peer, unless a trusted proxy header is configured
+/// (`REDAUTH_CLIENT_IP_HEADER`); then it is that header (the last entry of a list, the
+/// one the proxy appended), falling back to the peer when the header is absent. Only
+/// configure it behind a proxy that overwrites the header.
+pub fn client_info(parts: &Parts, http: &super::HttpConfig) -> ClientInfo {
+    let from_header = http.client_ip_header.as_ref().and_then(|name| {
+        let value = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .rev()
+            .find_map(|v| v.to_str().ok())?;
+        let last = value.rsplit(',').next()?.trim();
+        last.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| ip.to_string())
+    });
     ClientInfo {
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        ip: from_header.or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+        }),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)

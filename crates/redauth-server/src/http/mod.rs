@@ -28,6 +28,9 @@ pub struct HttpConfig {
     pub refresh_cookie_name: String,
     /// `Secure` on cookies. Only ever off for plain-http local development.
     pub cookie_secure: bool,
+    /// Where the client IP comes from when behind a trusted proxy (see
+    /// [`extract::client_info`]); `None` is the TCP peer.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 #[derive(Clone)]

@@ -10,6 +10,7 @@
 mod admin;
 mod auth_flow;
 mod cache_and_round_trips;
+mod brute_force;
 mod cli;
 mod embedded_mode;
 mod http_hygiene;

@@ -1,0 +1,188 @@
+//! Brute-force limits: GCRA (the generic cell rate algorithm, a leaky bucket kept as a
+//! single "theoretical arrival time" per key). A limit allows `burst` attempts at once
+//! and then one more every `interval_secs`; a refused attempt learns exactly when it
+//! may retry. A key is never locked forever: it drains at the refill rate.
+//!
+//! The Redis implementation keeps the state in Redis (one Lua call), so every node
+//! shares it; [`MemoryRateLimiter`] serves the single-process embedded mode.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub interval_secs: u32,
+}
+
+impl RateLimit {
+    pub fn interval_ms(&self) -> i64 {
+        i64::from(self.interval_secs.max(1)) * 1000
+    }
+
+    /// How far ahead of now the arrival time may run before attempts are refused.
+    pub fn tolerance_ms(&self) -> i64 {
+        self.interval_ms() * i64::from(self.burst.max(1) - 1)
+    }
+
+    /// One GCRA step. `tat` is the stored arrival time (None for a fresh key); `cost`
+    /// 0 only looks. Returns the decision and the arrival time to store.
+    pub fn step(&self, tat: Option<i64>, now_ms: i64, cost: u32) -> (Decision, i64) {
+        let tat = tat.unwrap_or(now_ms).max(now_ms);
+        let new_tat = tat + self.interval_ms() * i64::from(cost);
+        let earliest = new_tat - self.interval_ms() - self.tolerance_ms();
+        if cost > 0 && earliest > now_ms {
+            let wait_ms = earliest - now_ms;
+            return (
+                Decision::Limited {
+                    retry_after_secs: ((wait_ms + 999) / 1000) as u64,
+                },
+                tat,
+            );
+        }
+        if cost == 0 && tat - now_ms > self.tolerance_ms() {
+            let wait_ms = tat - now_ms - self.tolerance_ms();
+            return (
+                Decision::Limited {
+                    retry_after_secs: ((wait_ms + 999) / 1000) as u64,
+                },
+                tat,
+            );
+        }
+        (Decision::Allowed, new_tat)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Limited { retry_after_secs: u64 },
+}
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Charges `cost` (0 = only look) to `key` under `limit` at `now_ms`.
+    async fn check(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        cost: u32,
+        now_ms: i64,
+    ) -> Result<Decision, StoreError>;
+}
+
+/// In-process limiter for a single node. Entries are dropped once drained, so memory
+/// is bounded by the keys active within one refill period.
+#[derive(Debug, Default)]
+pub struct MemoryRateLimiter {
+    state: Mutex<HashMap<String, i64>>,
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        cost: u32,
+        now_ms: i64,
+    ) -> Result<Decision, StoreError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))?;
+        if state.len() > 100_000 {
+            state.retain(|_, tat| *tat > now_ms);
+        }
+        let (decision, tat) = limit.step(state.get(key).copied(), now_ms, cost);
+        if tat > now_ms {
+            state.insert(key.to_owned(), tat);
+        } else {
+            state.remove(key);
+        }
+        Ok(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_one_per_interval() {
+        let limit = RateLimit {
+            burst: 3,
+            interval_secs: 10,
+        };
+        let mut tat = None;
+        let mut at = |now_ms: i64, cost: u32| {
+            let (d, t) = limit.step(tat, now_ms, cost);
+            if d == Decision::Allowed {
+                tat = Some(t);
+            }
+            d
+        };
+        assert_eq!(at(0, 1), Decision::Allowed);
+        assert_eq!(at(0, 1), Decision::Allowed);
+        assert_eq!(at(0, 1), Decision::Allowed);
+        assert_eq!(
+            at(0, 1),
+            Decision::Limited {
+                retry_after_secs: 10
+            }
+        );
+        assert_eq!(
+            at(0, 0),
+            Decision::Limited {
+                retry_after_secs: 10
+            },
+            "peeking sees the limit too"
+        );
+        assert_eq!(
+            at(5_000, 1),
+            Decision::Limited {
+                retry_after_secs: 5
+            }
+        );
+        assert_eq!(at(10_000, 1), Decision::Allowed, "one refilled");
+        assert_eq!(
+            at(10_000, 1),
+            Decision::Limited {
+                retry_after_secs: 10
+            }
+        );
+        assert_eq!(
+            at(40_000, 0),
+            Decision::Allowed,
+            "drained: never locked forever"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_limiter_keeps_keys_apart_and_forgets_drained_ones() {
+        let l = MemoryRateLimiter::default();
+        let limit = RateLimit {
+            burst: 1,
+            interval_secs: 60,
+        };
+        assert_eq!(l.check("a", limit, 1, 0).await.unwrap(), Decision::Allowed);
+        assert!(matches!(
+            l.check("a", limit, 1, 0).await.unwrap(),
+            Decision::Limited { .. }
+        ));
+        assert_eq!(l.check("b", limit, 1, 0).await.unwrap(), Decision::Allowed);
+        assert_eq!(
+            l.check("a", limit, 1, 60_000).await.unwrap(),
+            Decision::Allowed
+        );
+        assert_eq!(
+            l.check("a", limit, 0, 200_000).await.unwrap(),
+            Decision::Allowed
+        );
+        assert!(l.state.lock().unwrap().get("c").is_none());
+    }
+}
