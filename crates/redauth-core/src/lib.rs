@@ -10,6 +10,8 @@
 
 pub mod cache;
 pub mod clock;
+pub mod cookie;
+pub mod cookie_session;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -17,6 +19,7 @@ pub mod password;
 pub mod rate_limit;
 pub mod secret;
 pub mod service;
+pub mod session_store;
 pub mod store;
 pub mod token;
 

@@ -1,0 +1,292 @@
+//! The storage boundary of cookie sessions: [`CookieSessionStore`].
+//!
+//! Separate from [`crate::store::Store`] (users and login sessions) because its records
+//! are opaque application data, and because one backend offers it in two layouts:
+//! redauth's native one and the key layout of `@ethercorps/sveltekit-redis-session`
+//! ([`CookieSessionLayout`]). Every backend passes the suite in
+//! `redauth_testkit::session_conformance`.
+//!
+//! Time is passed in as `now`, as for `Store`. Layouts that record an expiry time judge
+//! liveness by it; the compat layout records none (the library keeps only a Redis TTL),
+//! so there a session lives exactly as long as its key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::clock::UnixTime;
+use crate::error::StoreError;
+
+/// A cookie session as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub id: String,
+    /// The user the session belongs to (the key of the per-user index), if any.
+    pub user_id: Option<String>,
+    /// The serialized session data (see `SessionSerializer`): opaque to stores.
+    pub data: String,
+    /// `None` where the layout does not record it (compat).
+    pub created_at: Option<UnixTime>,
+    /// `None`: no expiry (the library's `useTTL: false`).
+    pub expires_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id is a bearer credential when cookies are unsigned: never print it whole.
+        f.debug_struct("StoredSession")
+            .field("id", &redacted(&self.id))
+            .field("user_id", &self.user_id)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first four characters of a session id, enough to tell sessions apart in a log.
+pub fn redacted(id: &str) -> String {
+    format!("{}…", id.get(..4).unwrap_or(""))
+}
+
+impl StoredSession {
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// Which keys a backend uses for cookie sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieSessionLayout {
+    /// redauth's own layout, under the store's key prefix.
+    Native,
+    /// Exactly `@ethercorps/sveltekit-redis-session` 1.x: `<session_prefix>:<id>` holds
+    /// the serialized data, `<user_sessions_prefix>:<user id>` is a set of bare ids.
+    Compat {
+        session_prefix: String,
+        user_sessions_prefix: String,
+    },
+}
+
+impl CookieSessionLayout {
+    /// The library's default prefixes (`sk_ioredis_session`, `sk_ioredis_user_sessions`).
+    pub fn compat_defaults() -> Self {
+        Self::Compat {
+            session_prefix: "sk_ioredis_session".into(),
+            user_sessions_prefix: "sk_ioredis_user_sessions".into(),
+        }
+    }
+}
+
+/// Persistence of cookie sessions. Every method is one round trip to the backend and
+/// atomic with respect to the others.
+#[async_trait]
+pub trait CookieSessionStore: Send + Sync + 'static {
+    /// Stores a new session and adds it to its user's index (pruning ids that died).
+    /// Never overwrites: `Ok(false)` if the id is taken.
+    async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError>;
+    /// The session if it is live at `now`.
+    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError>;
+    /// Replaces the data of a live session, keeping its expiry. Never creates one: an id
+    /// the server did not issue stays unknown. `Ok(false)` if not live.
+    async fn update_data(&self, id: &str, data: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Moves the expiry of a live session (`None`: never). `Ok(false)` if not live.
+    async fn set_expiry(
+        &self,
+        id: &str,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Moves a live session to `new_id` with `data` and `expires_at`, in one step: the
+    /// old id stops working at the moment the new one starts. `user_id` is a hint for
+    /// layouts whose values do not name their user. `Ok(false)` if `old_id` is not live
+    /// or `new_id` is taken.
+    async fn rename(
+        &self,
+        old_id: &str,
+        new_id: &str,
+        user_id: Option<&str>,
+        data: &str,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a session and its index entry (`user_id` as in [`Self::rename`]).
+    /// True if it was stored.
+    async fn delete(&self, id: &str, user_id: Option<&str>) -> Result<bool, StoreError>;
+    /// Live sessions of a user, with `user_id` set; dead ids are pruned from the index.
+    async fn list_user(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Vec<StoredSession>, StoreError>;
+    /// Deletes every session of a user and the index. Returns how many were stored.
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError>;
+}
+
+/// A [`CookieSessionStore`] in process memory: for tests and single-process embedders
+/// that accept losing sessions on restart.
+#[derive(Debug, Default)]
+pub struct MemorySessionStore {
+    inner: Mutex<MemoryState>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    sessions: BTreeMap<String, StoredSession>,
+    by_user: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl MemorySessionStore {
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> Result<T, StoreError> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory session store poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}
+
+impl MemoryState {
+    fn live(&self, id: &str, now: UnixTime) -> Option<&StoredSession> {
+        self.sessions.get(id).filter(|s| s.is_live(now))
+    }
+
+    fn remove(&mut self, id: &str) -> Option<StoredSession> {
+        let s = self.sessions.remove(id)?;
+        if let Some(uid) = &s.user_id
+            && let Some(ids) = self.by_user.get_mut(uid)
+        {
+            ids.remove(id);
+        }
+        Some(s)
+    }
+
+    fn prune(&mut self, user_id: &str, now: UnixTime) {
+        let dead: Vec<String> = self
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| self.live(id, now).is_none())
+            .cloned()
+            .collect();
+        for id in dead {
+            self.remove(&id);
+            if let Some(ids) = self.by_user.get_mut(user_id) {
+                ids.remove(&id);
+            }
+        }
+    }
+
+    fn insert(&mut self, s: StoredSession) {
+        if let Some(uid) = &s.user_id {
+            self.by_user
+                .entry(uid.clone())
+                .or_default()
+                .insert(s.id.clone());
+        }
+        self.sessions.insert(s.id.clone(), s);
+    }
+}
+
+#[async_trait]
+impl CookieSessionStore for MemorySessionStore {
+    async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
+        self.with(|st| {
+            if let Some(uid) = &session.user_id {
+                st.prune(uid, now);
+            }
+            if st.live(&session.id, now).is_some() {
+                return false;
+            }
+            st.remove(&session.id);
+            st.insert(session.clone());
+            true
+        })
+    }
+
+    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError> {
+        self.with(|st| st.live(id, now).cloned())
+    }
+
+    async fn update_data(&self, id: &str, data: &str, now: UnixTime) -> Result<bool, StoreError> {
+        self.with(
+            |st| match st.sessions.get_mut(id).filter(|s| s.is_live(now)) {
+                Some(s) => {
+                    s.data = data.to_owned();
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &str,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.with(
+            |st| match st.sessions.get_mut(id).filter(|s| s.is_live(now)) {
+                Some(s) => {
+                    s.expires_at = expires_at;
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    async fn rename(
+        &self,
+        old_id: &str,
+        new_id: &str,
+        _user_id: Option<&str>,
+        data: &str,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.with(|st| {
+            if st.live(old_id, now).is_none() || st.live(new_id, now).is_some() {
+                return false;
+            }
+            let Some(mut s) = st.remove(old_id) else {
+                return false;
+            };
+            st.remove(new_id);
+            s.id = new_id.to_owned();
+            s.data = data.to_owned();
+            s.expires_at = expires_at;
+            st.insert(s);
+            true
+        })
+    }
+
+    async fn delete(&self, id: &str, _user_id: Option<&str>) -> Result<bool, StoreError> {
+        self.with(|st| st.remove(id).is_some())
+    }
+
+    async fn list_user(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        self.with(|st| {
+            st.prune(user_id, now);
+            st.by_user
+                .get(user_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| st.sessions.get(id).cloned())
+                .collect()
+        })
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.with(|st| {
+            let ids = st.by_user.remove(user_id).unwrap_or_default();
+            ids.iter().filter(|id| st.remove(id).is_some()).count() as u64
+        })
+    }
+}
