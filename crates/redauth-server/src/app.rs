@@ -118,6 +118,8 @@ pub fn build_on(
             refresh_cookie_name: config.refresh_cookie_name.clone(),
             cookie_secure: config.cookie_secure,
             client_ip_header: config.client_ip_header.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+            hsts: config.hsts,
         }),
     };
     Ok(App {

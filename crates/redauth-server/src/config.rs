@@ -88,6 +88,10 @@ settings! {
     /// Header set by a trusted reverse proxy with the client IP (`x-real-ip`, or
     /// `x-forwarded-for`, whose last entry is used). Unset: the TCP peer address.
     client_ip_header: String = "REDAUTH_CLIENT_IP_HEADER",
+    /// Comma-separated origins allowed to call with credentials (CORS, CSRF).
+    allowed_origins: String = "REDAUTH_ALLOWED_ORIGINS",
+    /// Send HSTS. Default: on when cookies are `Secure` (i.e. served over HTTPS).
+    hsts: bool = "REDAUTH_HSTS",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -207,6 +211,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub limits: BruteForceLimits,
     pub client_ip_header: Option<axum::http::HeaderName>,
+    pub allowed_origins: Vec<String>,
+    pub hsts: bool,
 }
 
 fn err(msg: impl Into<String>) -> ConfigError {
@@ -367,7 +373,11 @@ impl Config {
                     })?,
             ),
         };
+        let allowed_origins = parse_origins(s.allowed_origins.as_deref().unwrap_or(""))?;
+        let cookie_secure = s.cookie_secure.unwrap_or(true);
         Ok(Config {
+            allowed_origins,
+            hsts: s.hsts.unwrap_or(cookie_secure),
             limits,
             client_ip_header,
             listen,
@@ -382,7 +392,7 @@ impl Config {
                 reuse_grace_secs: grace,
             },
             cache_capacity,
-            cookie_secure: s.cookie_secure.unwrap_or(true),
+            cookie_secure,
             refresh_cookie_name,
             password_policy,
             argon2,
@@ -390,6 +400,27 @@ impl Config {
             log_format: s.log_format.unwrap_or(LogFormat::Text),
         })
     }
+}
+
+/// `https://host[:port]` entries, exactly as browsers send them in `Origin`.
+fn parse_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.trim_end_matches('/').ends_with("://")
+                && !o.ends_with('/')
+                && o.split_once("://").is_some_and(|(_, rest)| !rest.contains('/') && !rest.contains('*'));
+            if ok {
+                Ok(o.to_owned())
+            } else {
+                Err(err(format!(
+                    "REDAUTH_ALLOWED_ORIGINS (allowed_origins): {o} is not an origin like https://app.example.com (no path, no wildcard)"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// `<burst>/<seconds>` (e.g. `10/60`: 10 at once, then one per minute) or `off`.
@@ -735,6 +766,31 @@ mod tests {
         let e = Config::load(Some(&file), &|_| None, Settings::default()).unwrap_err();
         assert!(e.0.contains("jwt_secrt"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn allowed_origins_and_hsts() {
+        let c = load(&[(
+            "REDAUTH_ALLOWED_ORIGINS",
+            "https://app.example.com, http://localhost:5173",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            vec!["https://app.example.com", "http://localhost:5173"]
+        );
+        assert!(c.hsts, "on by default with Secure cookies");
+        assert!(!load(&[("REDAUTH_COOKIE_SECURE", "false")]).unwrap().hsts);
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "https://app.example.com/",
+            "app.example.com",
+            "https://a.com/path",
+        ] {
+            let e = load(&[("REDAUTH_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert!(e.0.contains("REDAUTH_ALLOWED_ORIGINS"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cross_origin;
 pub mod error;
 pub mod extract;
 
@@ -31,6 +32,12 @@ pub struct HttpConfig {
     /// Where the client IP comes from when behind a trusted proxy (see
     /// [`extract::client_info`]); `None` is the TCP peer.
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// Origins (`https://app.example.com`) allowed to call with credentials: CORS
+    /// headers and CSRF exemption. Empty: same origin only.
+    pub allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (redauth is served over HTTPS, usually via a
+    /// TLS-terminating proxy).
+    pub hsts: bool,
 }
 
 #[derive(Clone)]
@@ -107,7 +114,14 @@ pub fn router(state: AppState) -> Router {
     api.fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::map_response(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            cross_origin::guard,
+        ))
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }
@@ -121,8 +135,9 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::
     Ok(axum::Json(serde_json::json!({ "status": "ready" })))
 }
 
-/// Responses carry credentials or identity, so nothing may cache them.
-async fn security_headers(mut res: Response) -> Response {
+/// Responses carry credentials or identity: nothing may cache them, sniff them, frame
+/// them or leak them through a referrer.
+async fn security_headers(State(state): State<AppState>, mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -133,6 +148,17 @@ async fn security_headers(mut res: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if state.http.hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     res
 }
 

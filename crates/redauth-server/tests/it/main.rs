@@ -12,6 +12,7 @@ mod auth_flow;
 mod cache_and_round_trips;
 mod brute_force;
 mod cli;
+mod cross_origin;
 mod embedded_mode;
 mod http_hygiene;
 mod logs;

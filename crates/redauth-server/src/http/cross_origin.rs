@@ -1,0 +1,104 @@
+//! What browsers may do across origins.
+//!
+//! **CSRF.** A request that carries cookies and changes state (any method but GET,
+//! HEAD, OPTIONS) must come from this origin or an allowed one. Browsers say where a
+//! request comes from in `Sec-Fetch-Site` and `Origin`; a request with neither is not
+//! from a browser (curl, a server) and cannot carry a victim's cookies, so it passes.
+//! `SameSite=Strict` on redauth's cookies is the second line.
+//!
+//! **CORS.** Only origins in `REDAUTH_ALLOWED_ORIGINS` get CORS headers, always with
+//! credentials allowed and `Vary: Origin`; everyone else gets none, so browsers keep
+//! them out.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+
+fn is_allowed(state: &AppState, origin: &str) -> bool {
+    state.http.allowed_origins.iter().any(|o| o == origin)
+}
+
+/// `Origin` names this server when its host matches the request's `Host`.
+fn is_same_origin(headers: &HeaderMap, origin: &str) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+fn csrf_verdict(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || !headers.contains_key(header::COOKIE) {
+        return Ok(());
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let trusted_origin = origin.is_some_and(|o| is_allowed(state, o) || is_same_origin(headers, o));
+    let ok = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("same-origin" | "none") => origin.is_none() || trusted_origin,
+        Some(_) => trusted_origin,
+        None => origin.is_none() || trusted_origin,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_rejected",
+            "cross-site request with cookies refused; add the origin to REDAUTH_ALLOWED_ORIGINS if it is yours",
+        ))
+    }
+}
+
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let allowed_origin = origin.filter(|o| is_allowed(&state, o));
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut res = if preflight {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        if allowed_origin.is_some() {
+            let h = res.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, PUT, DELETE"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, x-request-id"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        res
+    } else {
+        match csrf_verdict(&state, req.method(), req.headers()) {
+            Ok(()) => next.run(req).await,
+            Err(e) => e.into_response(),
+        }
+    };
+    let h = res.headers_mut();
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id, retry-after"),
+        );
+    }
+    res
+}
