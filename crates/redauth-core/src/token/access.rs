@@ -50,6 +50,30 @@ struct UncheckedClaims {
     roles: Vec<String>,
 }
 
+/// The only header redauth issues. Anything else (`kid`, `jku`, `jwk`, `x5u`, `crit`,
+/// `cty` for nested tokens, duplicate keys, another type) is refused outright, so no
+/// header field can ever steer verification.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictHeader {
+    alg: String,
+    typ: String,
+}
+
+fn has_strict_header(token: &str) -> bool {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<StrictHeader>(&bytes).ok())
+        .is_some_and(|h| h.alg == "HS256" && h.typ == ACCESS_TOKEN_TYP)
+}
+
 #[derive(Debug, Clone)]
 pub struct AccessTokenConfig {
     pub issuer: String,
@@ -121,8 +145,8 @@ impl AccessTokenCodec {
         Ok((token, claims))
     }
 
-    /// Verifies signature (HS256 only), expiry, not-before, issued-at, type, issuer,
-    /// audience and subject. Any failure is [`AuthError::InvalidToken`] except a valid
+    /// Verifies signature (HS256 only), expiry, not-before, issued-at, the exact header,
+    /// a lifetime no longer than the configured one, issuer, audience and subject. Any failure is [`AuthError::InvalidToken`] except a valid
     /// but expired token, which is [`AuthError::TokenExpired`] so clients know to refresh.
     pub fn verify(&self, token: &str, now: UnixTime) -> Result<AccessClaims, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -139,8 +163,10 @@ impl AccessTokenCodec {
         if in_future(c.nbf) || in_future(c.iat) {
             return Err(AuthError::InvalidToken);
         }
-        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP)
-            || data.header.cty.is_some()
+        if !has_strict_header(token)
+            || c.iat.is_some_and(|iat| {
+                c.exp.saturating_sub(iat) > self.config.ttl_secs.saturating_add(leeway)
+            })
             || c.iss.as_deref() != Some(self.config.issuer.as_str())
             || c.aud.as_deref() != Some(self.config.audience.as_str())
         {

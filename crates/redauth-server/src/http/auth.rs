@@ -95,7 +95,11 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let issued = state
         .service
-        .login(&req.username, &req.password, client_info(&parts, &state.http))
+        .login(
+            &req.username,
+            &req.password,
+            client_info(&parts, &state.http),
+        )
         .await?;
     Ok(token_response(&state, &issued, req.refresh_token_delivery))
 }
@@ -141,7 +145,11 @@ pub async fn refresh(
 ) -> Result<Response, ApiError> {
     let (token, delivery) = presented_refresh_token(&state, &parts, body)?;
     let token = token.ok_or(AuthError::InvalidRefreshToken)?;
-    match state.service.refresh(&token, &client_info(&parts, &state.http)).await {
+    match state
+        .service
+        .refresh(&token, &client_info(&parts, &state.http))
+        .await
+    {
         Ok(issued) => Ok(token_response(&state, &issued, delivery)),
         Err(e @ (AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused))
             if delivery == Delivery::Cookie =>

@@ -24,6 +24,10 @@ use self::error::ApiError;
 /// Largest request body accepted; real requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Largest total of request header names and values accepted (hyper's own limit is
+/// hundreds of KiB). A real request with a token and cookies is well under 8 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub refresh_cookie_name: String,
@@ -123,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             security_headers,
         ))
         .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn(limit_header_size))
         .with_state(state)
 }
 
@@ -189,6 +194,23 @@ async fn request_context(req: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+async fn limit_header_size(req: Request, next: Next) -> Response {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if total > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            "request headers are too large",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn new_request_id() -> String {

@@ -15,5 +15,6 @@ mod cli;
 mod cross_origin;
 mod embedded_mode;
 mod http_hygiene;
+mod jwt_attacks;
 mod logs;
 mod support;
