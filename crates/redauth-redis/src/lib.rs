@@ -4,6 +4,7 @@
 //! [`keys`]. Revocations are published on a pub/sub channel and delivered to every
 //! node's session cache by [`RedisStore::subscribe_invalidations`].
 
+pub mod cookie_sessions;
 mod feed;
 pub mod keys;
 mod rate_limit;
@@ -22,6 +23,7 @@ use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Value};
 
+pub use crate::cookie_sessions::RedisCookieSessionStore;
 use crate::keys::Keys;
 pub use crate::rate_limit::RedisRateLimiter;
 use crate::scripts::Scripts;

@@ -9,6 +9,7 @@
 pub mod conformance;
 mod proxy;
 mod redis_server;
+pub mod session_conformance;
 
 pub use proxy::CountingProxy;
 pub use redis_server::RedisServer;

@@ -8,4 +8,5 @@
 )]
 
 mod conformance;
+mod cookie_sessions;
 mod redis_specific;
