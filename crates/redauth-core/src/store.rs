@@ -125,6 +125,19 @@ pub trait Store: Send + Sync + 'static {
     /// with a single process (the embedded store) have nothing to deliver.
     fn subscribe_invalidations(&self, _sink: InvalidationSink) {}
 
+    /// The cookie-session store that lives beside this one (same connection or file),
+    /// in `layout`. A backend that cannot hold `layout` says why: the compat layout
+    /// means keys shared with a SvelteKit app, which only Redis has.
+    fn cookie_session_store(
+        &self,
+        layout: &crate::session_store::CookieSessionLayout,
+    ) -> Result<Arc<dyn crate::session_store::CookieSessionStore>, StoreError> {
+        let _ = layout;
+        Err(StoreError::Unavailable(
+            "this store keeps no cookie sessions".into(),
+        ))
+    }
+
     /// The brute-force limiter that fits this backend: shared by every node for Redis,
     /// in-process for single-node backends.
     fn rate_limiter(&self) -> Arc<dyn crate::rate_limit::RateLimiter> {

@@ -23,6 +23,7 @@
 //! [`Store::subscribe_invalidations`] keeps its default and the service's own cache
 //! invalidation is all there is.
 
+pub mod cookie_sessions;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redauth_core::clock::{Clock, UnixTime};
 use redauth_core::model::normalize_username;
+use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::store::{PrincipalRecord, RotateOutcome, RotateRequest};
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
@@ -121,12 +123,16 @@ impl EmbeddedStore {
         &self.path
     }
 
-    /// Deletes every session dead at `now` (`min(absolute, idle) <= now`). Returns how
-    /// many. Reads already ignore dead sessions; this only reclaims their space, the job
+    /// Deletes every session dead at `now` (`min(absolute, idle) <= now`), login and
+    /// cookie sessions alike. Returns how many. Reads already ignore dead sessions; this only reclaims their space, the job
     /// Redis does with key TTLs.
     pub async fn sweep_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
-        self.write(move |txn| SessionTables::open(txn)?.remove_expired(now))
-            .await
+        self.write(move |txn| {
+            let logins = SessionTables::open(txn)?.remove_expired(now)?;
+            let cookies = cookie_sessions::CookieTables::open(txn)?.remove_expired(now)?;
+            Ok(logins + cookies)
+        })
+        .await
     }
 
     /// Runs [`Self::sweep_expired`] at once (sessions may have expired while redauth was
@@ -261,6 +267,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(ROLES).db()?;
         txn.open_table(SESSIONS).db()?;
         txn.open_table(SESSION_EXPIRIES).db()?;
+        cookie_sessions::create_tables(&txn)?;
     }
     txn.commit().db()
 }
@@ -581,6 +588,21 @@ impl Store for EmbeddedStore {
             sessions.remove(&user_id, &session_id)
         })
         .await
+    }
+
+    fn cookie_session_store(
+        &self,
+        layout: &CookieSessionLayout,
+    ) -> Result<Arc<dyn CookieSessionStore>, StoreError> {
+        match layout {
+            CookieSessionLayout::Native => Ok(Arc::new(cookie_sessions::EmbeddedCookieSessions {
+                db: Arc::clone(&self.db),
+            })),
+            CookieSessionLayout::Compat { .. } => Err(StoreError::Unavailable(
+                "the sveltekit-redis-session layout needs Redis (it is keys shared with the SvelteKit app)"
+                    .into(),
+            )),
+        }
     }
 
     async fn revoke_all_sessions(

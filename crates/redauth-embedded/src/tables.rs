@@ -8,11 +8,18 @@
 //! | `roles` | role name | JSON [`Role`](redauth_core::Role) | put role | never (roles are never deleted) |
 //! | `sessions` | `(user id, session id)` | JSON `SessionRecord`: the session plus its refresh-token state | login, refresh | logout, revoke, theft detection, delete user, and whoever finds it dead: login and list (that user's), refresh (that session), the sweeper (all) |
 //! | `session_expiries` | `(expiry, user id, session id)` | `()` | with every `sessions` write | with every `sessions` delete |
+//! | `cookie_sessions` | cookie session id | JSON `{"uid", "created", "exp", "data"}` (as the Redis native value) | cookie-session create, update, expiry change, rename | delete, rename (old id), delete user, and whoever finds it dead: create and list (that user's), the sweeper (all) |
+//! | `cookie_session_users` | `(user id, cookie session id)` | `()` | with every `cookie_sessions` write that has a user | with every such delete |
+//! | `cookie_session_expiries` | `(expiry, cookie session id)`, `i64::MAX` for none | `()` | with every `cookie_sessions` write | with every `cookie_sessions` delete |
 //!
 //! `sessions` keys are tuples, compared element by element, so all sessions of one user
 //! are one contiguous key range: the table is its own per-user index (what the
 //! `…:sessions` sorted set is in Redis) and there is no second copy to keep in step.
 //! Tuples also mean no id can smuggle in a separator and alias another user's key.
+//!
+//! The three `cookie_session*` tables are written only through
+//! `cookie_sessions::CookieTables`, which keeps the two indexes in step with the rows.
+//! They were added without a layout version bump: older binaries never open them.
 //!
 //! `session_expiries` stands in for Redis' key TTLs: sorted by the moment each session
 //! dies (`min(absolute, idle)`), so the sweeper reads only the dead ones instead of
@@ -36,6 +43,13 @@ pub(crate) const ROLES: TableDefinition<&str, &str> = TableDefinition::new("role
 pub(crate) const SESSIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("sessions");
 pub(crate) const SESSION_EXPIRIES: TableDefinition<(UnixTime, &str, &str), ()> =
     TableDefinition::new("session_expiries");
+
+pub(crate) const COOKIE_SESSIONS: TableDefinition<&str, &str> =
+    TableDefinition::new("cookie_sessions");
+pub(crate) const COOKIE_SESSION_USERS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("cookie_session_users");
+pub(crate) const COOKIE_SESSION_EXPIRIES: TableDefinition<(UnixTime, &str), ()> =
+    TableDefinition::new("cookie_session_expiries");
 
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// Bumped when the layout above changes incompatibly, so an old binary refuses a file a

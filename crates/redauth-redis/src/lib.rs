@@ -542,6 +542,13 @@ impl Store for RedisStore {
         Arc::new(RedisStore::rate_limiter(self))
     }
 
+    fn cookie_session_store(
+        &self,
+        layout: &redauth_core::session_store::CookieSessionLayout,
+    ) -> Result<Arc<dyn redauth_core::session_store::CookieSessionStore>, StoreError> {
+        Ok(Arc::new(self.cookie_sessions(layout)))
+    }
+
     fn subscribe_invalidations(&self, sink: InvalidationSink) {
         feed::spawn(
             self.client.clone(),

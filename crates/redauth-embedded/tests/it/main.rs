@@ -6,6 +6,8 @@
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
+mod cookie_sessions;
+#[cfg(test)]
 mod embedded_specific;
 #[cfg(test)]
 mod temp_dir;
