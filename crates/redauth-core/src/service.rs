@@ -96,6 +96,26 @@ pub struct NewUser {
     pub roles: Vec<String>,
 }
 
+/// Which login sessions of a user just ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedSessions<'a> {
+    One(&'a str),
+    /// Every session of the user except the one named, if any.
+    AllBut(Option<&'a str>),
+}
+
+/// Told when login sessions end, so that state hanging off them elsewhere (cookie
+/// sessions that a SvelteKit app may read straight from Redis) ends with them instead
+/// of lingering until its own expiry.
+#[async_trait::async_trait]
+pub trait SessionEndListener: Send + Sync + 'static {
+    async fn sessions_ended(
+        &self,
+        user_id: &str,
+        ended: EndedSessions<'_>,
+    ) -> Result<(), AuthError>;
+}
+
 pub struct AuthService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -107,6 +127,7 @@ pub struct AuthService {
     cache: SessionCache,
     limiter: Arc<dyn RateLimiter>,
     limits: BruteForceLimits,
+    end_listener: std::sync::OnceLock<Arc<dyn SessionEndListener>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -148,7 +169,25 @@ impl AuthService {
             password_policy: parts.password_policy,
             sessions: parts.sessions,
             cache,
+            end_listener: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Registers the one listener told about ended login sessions. False if one was
+    /// already registered (it stays).
+    pub fn set_session_end_listener(&self, listener: Arc<dyn SessionEndListener>) -> bool {
+        self.end_listener.set(listener).is_ok()
+    }
+
+    async fn sessions_ended(
+        &self,
+        user_id: &str,
+        ended: EndedSessions<'_>,
+    ) -> Result<(), AuthError> {
+        match self.end_listener.get() {
+            Some(l) => l.sessions_ended(user_id, ended).await,
+            None => Ok(()),
+        }
     }
 
     pub fn now(&self) -> crate::clock::UnixTime {
@@ -312,6 +351,8 @@ impl AuthService {
             RotateOutcome::Reused => {
                 self.cache
                     .invalidate(&Invalidation::Session(token.session_id.clone()));
+                self.sessions_ended(&token.user_id, EndedSessions::One(&token.session_id))
+                    .await?;
                 tracing::warn!(user_id = %token.user_id, session_id = %token.session_id,
                     "refresh token reused after rotation; session revoked");
                 Err(AuthError::RefreshTokenReused)
@@ -351,11 +392,16 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         if let Some(token) = refresh_token.and_then(|t| RefreshToken::parse(t).ok()) {
             let proof = token.hash(&self.keys);
-            self.store
+            let ended = self
+                .store
                 .revoke_session(&token.user_id, &token.session_id, Some(&proof))
                 .await?;
             self.cache
                 .invalidate(&Invalidation::Session(token.session_id.clone()));
+            if ended {
+                self.sessions_ended(&token.user_id, EndedSessions::One(&token.session_id))
+                    .await?;
+            }
         }
         if let Some(claims) =
             access_token.and_then(|t| self.access.verify(t, self.clock.now()).ok())
@@ -369,6 +415,8 @@ impl AuthService {
         let existed = self.store.revoke_session(user_id, session_id, None).await?;
         self.cache
             .invalidate(&Invalidation::Session(session_id.to_owned()));
+        self.sessions_ended(user_id, EndedSessions::One(session_id))
+            .await?;
         Ok(existed)
     }
 
@@ -381,6 +429,8 @@ impl AuthService {
         let n = self.store.revoke_all_sessions(user_id, keep).await?;
         self.cache
             .invalidate(&Invalidation::User(user_id.to_owned()));
+        self.sessions_ended(user_id, EndedSessions::AllBut(keep))
+            .await?;
         Ok(n)
     }
 
@@ -521,6 +571,8 @@ impl AuthService {
         }
         self.cache
             .invalidate(&Invalidation::User(user_id.to_owned()));
+        self.sessions_ended(user_id, EndedSessions::AllBut(None))
+            .await?;
         Ok(())
     }
 

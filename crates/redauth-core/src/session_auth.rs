@@ -1,0 +1,380 @@
+//! Logging in with a cookie session: the glue between [`AuthService`] (users, login
+//! sessions, principals) and [`CookieSessionManager`] (cookie sessions), used by the
+//! server's login, logout and `GET /api/auth/session`.
+//!
+//! A cookie session created at login is *linked* to the login session it came from:
+//! its data holds, under the reserved key [`LINK_KEY`], the user id, the login session
+//! id and the privileges it was issued with ([`SessionLink`]). Keeping the link in the
+//! data (not beside it) is what lets the compat layout carry it, and it gives a
+//! SvelteKit app that reads the session straight from Redis the user's name and roles.
+//!
+//! - Login always mints a new cookie-session id; a cookie the client presented is
+//!   ended, never promoted (no fixation). Data of an anonymous session carries over.
+//! - A check trusts a cached cookie session only while the principal of its login
+//!   session is cached too; revoking the login session (logout, log out everywhere,
+//!   disable, password change, theft detection) evicts that principal on every node,
+//!   so the next check reads both again and fails.
+//! - When the privileges behind a session change, the next check moves the session to
+//!   a new id ([`CookieSessionManager::rotate_session`]).
+//! - Ended login sessions also delete their cookie sessions eagerly (a
+//!   [`SessionEndListener`]), so an app reading Redis directly sees them go too.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cache::SessionCache;
+use crate::clock::UnixTime;
+use crate::cookie_session::{CookieSession, CookieSessionError, CookieSessionManager};
+use crate::error::AuthError;
+use crate::model::Principal;
+use crate::service::{AuthService, ClientInfo, EndedSessions, IssuedTokens, SessionEndListener};
+
+/// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
+/// write it.
+pub const LINK_KEY: &str = "redauth";
+
+/// Who a cookie session belongs to, as of its last check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLink {
+    pub user_id: String,
+    /// The login session (`sid`) whose revocation ends this cookie session.
+    pub session_id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+impl SessionLink {
+    fn of(p: &Principal) -> Self {
+        Self {
+            user_id: p.user_id.clone(),
+            session_id: p.session_id.clone(),
+            username: p.username.clone(),
+            roles: p.roles.clone(),
+            permissions: p.permissions.iter().cloned().collect(),
+        }
+    }
+
+    /// The link stored in `data`, if any and well-formed.
+    pub fn from_data(data: &Value) -> Option<Self> {
+        serde_json::from_value(data.get(LINK_KEY)?.clone()).ok()
+    }
+}
+
+/// What a successful cookie login hands back.
+#[derive(Debug)]
+pub struct SessionLogin {
+    /// Issued as for any login; the caller decides whether the client gets them.
+    pub tokens: IssuedTokens,
+    pub session: CookieSession,
+    pub set_cookie: String,
+}
+
+/// What a session check found.
+#[derive(Debug, Clone)]
+pub struct SessionCheck {
+    /// `None` for a session no redauth login created (an anonymous or app-made one).
+    pub principal: Option<Arc<Principal>>,
+    /// The session data without [`LINK_KEY`].
+    pub data: Value,
+    pub expires_at: Option<UnixTime>,
+    /// `Some` when the cookie must be re-set: renewed, or moved to a new id.
+    pub set_cookie: Option<String>,
+}
+
+pub struct SessionAuth {
+    service: Arc<AuthService>,
+    manager: Arc<CookieSessionManager>,
+    cache_secs: i64,
+}
+
+impl std::fmt::Debug for SessionAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAuth")
+            .field("manager", &self.manager)
+            .field("cache_secs", &self.cache_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Deletes the cookie sessions of login sessions that ended.
+struct EndCookieSessions {
+    manager: Arc<CookieSessionManager>,
+    cache: SessionCache,
+}
+
+#[async_trait::async_trait]
+impl SessionEndListener for EndCookieSessions {
+    async fn sessions_ended(
+        &self,
+        user_id: &str,
+        ended: EndedSessions<'_>,
+    ) -> Result<(), AuthError> {
+        let sessions = self.manager.list_user(user_id).await.map_err(auth_error)?;
+        for s in sessions {
+            let linked_sid = SessionLink::from_data(&s.data).map(|l| l.session_id);
+            let ends = match ended {
+                EndedSessions::One(sid) => linked_sid.as_deref() == Some(sid),
+                EndedSessions::AllBut(keep) => keep.is_none() || linked_sid.as_deref() != keep,
+            };
+            if ends {
+                self.cache.evict_cookie_session(&s.id);
+                self.manager.delete_session(&s).await.map_err(auth_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn auth_error(e: CookieSessionError) -> AuthError {
+    match e {
+        CookieSessionError::Auth(a) => a,
+        CookieSessionError::Store(s) => s.into(),
+        _ => AuthError::Internal("cookie session cleanup failed"),
+    }
+}
+
+impl SessionAuth {
+    /// `cache_secs` bounds how long a node serves a cookie session from memory without
+    /// reading it again (0: never cache). It matters for changes redauth does not make
+    /// itself: the SvelteKit app deleting a compat session in Redis.
+    pub fn new(
+        service: Arc<AuthService>,
+        manager: Arc<CookieSessionManager>,
+        cache_secs: i64,
+    ) -> Arc<Self> {
+        service.set_session_end_listener(Arc::new(EndCookieSessions {
+            manager: manager.clone(),
+            cache: service.cache().clone(),
+        }));
+        Arc::new(Self {
+            service,
+            manager,
+            cache_secs: cache_secs.max(0),
+        })
+    }
+
+    pub fn manager(&self) -> &CookieSessionManager {
+        &self.manager
+    }
+
+    pub fn cookie_name(&self) -> &str {
+        self.manager.cookie_name()
+    }
+
+    /// The `Set-Cookie` that removes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        self.manager.delete_cookie()
+    }
+
+    /// Checks the password, opens a login session and a new cookie session linked to
+    /// it holding `data` (a JSON object, without [`LINK_KEY`]). `presented` is the
+    /// session cookie the request carried: it is ended, and its data carried over if it
+    /// was anonymous.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: ClientInfo,
+        data: Option<Value>,
+        presented: Option<&str>,
+    ) -> Result<SessionLogin, CookieSessionError> {
+        let mut fields = match data {
+            None => Map::new(),
+            Some(Value::Object(m)) if !m.contains_key(LINK_KEY) => m,
+            Some(_) => {
+                return Err(AuthError::InvalidRequest(crate::ValidationError::new(
+                    "session_data",
+                    "must be a JSON object without the key \"redauth\"",
+                ))
+                .into());
+            }
+        };
+        let tokens = self.service.login(username, password, client).await?;
+        if let Some(old) = self.presented_session(presented).await? {
+            match SessionLink::from_data(&old.data) {
+                None => {
+                    if let Value::Object(previous) = &old.data {
+                        for (k, v) in previous {
+                            fields.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                }
+                Some(link) => self.end_login_session(&link).await?,
+            }
+            self.service.cache().evict_cookie_session(&old.id);
+            self.manager.delete_session(&old).await?;
+        }
+        let p = &tokens.principal;
+        fields.insert(LINK_KEY.into(), link_value(p)?);
+        let issued = self
+            .manager
+            .create_until(
+                Value::Object(fields),
+                Some(&p.user_id),
+                Some(p.session_expires_at),
+            )
+            .await?;
+        self.cache(&issued.session);
+        tracing::info!(user_id = %p.user_id, session_id = %p.session_id, "cookie session opened");
+        Ok(SessionLogin {
+            tokens,
+            session: issued.session,
+            set_cookie: issued.set_cookie,
+        })
+    }
+
+    /// The principal and data of the session named by the cookie value `presented`.
+    /// Served from memory when both the cookie session and its principal are cached.
+    pub async fn check(&self, presented: Option<&str>) -> Result<SessionCheck, CookieSessionError> {
+        let id = self
+            .manager
+            .validate_cookie(presented.ok_or(CookieSessionError::Missing)?)?;
+        let cached = self.service.cache().get_cookie_session(&id);
+        let mut fresh = cached.is_none();
+        let mut session = match cached {
+            Some(c) => c.session.clone(),
+            None => self.manager.get_by_id(&id).await?,
+        };
+        let mut principal = None;
+        if let Some(link) = SessionLink::from_data(&session.data) {
+            principal = self.service.cache().get(&link.user_id, &link.session_id);
+            if principal.is_none() {
+                if !fresh {
+                    // The principal was evicted (a revocation, a role change): the
+                    // cached cookie session is no longer trusted either.
+                    session = self.manager.get_by_id(&id).await?;
+                    fresh = true;
+                }
+                let link =
+                    SessionLink::from_data(&session.data).ok_or(CookieSessionError::NotFound)?;
+                match self.load_principal(&link).await? {
+                    Some(p) => principal = Some(p),
+                    None => {
+                        self.service.cache().evict_cookie_session(&id);
+                        self.manager.delete_session(&session).await?;
+                        return Err(CookieSessionError::NotFound);
+                    }
+                }
+            }
+        }
+        let cap = principal.as_ref().map(|p| p.session_expires_at);
+        let mut set_cookie = None;
+        if let Some(p) = &principal
+            && SessionLink::from_data(&session.data) != Some(SessionLink::of(p))
+        {
+            // Privileges changed since the cookie was issued: a new id for the new
+            // privilege level, so a copy of the old cookie grants nothing.
+            let mut data = session.data.clone();
+            if let Value::Object(m) = &mut data {
+                m.insert(LINK_KEY.into(), link_value(p)?);
+            }
+            let old_id = session.id.clone();
+            let rotated = self
+                .manager
+                .rotate_session(session, Some(data), cap)
+                .await?;
+            self.service.cache().evict_cookie_session(&old_id);
+            tracing::info!(user_id = %p.user_id, session_id = %p.session_id,
+                "cookie session moved to a new id after a privilege change");
+            session = rotated.session;
+            set_cookie = Some(rotated.set_cookie);
+            fresh = true;
+        }
+        let renewed = self.manager.renew_if_due(session, cap).await?;
+        if renewed.set_cookie.is_some() {
+            fresh = true;
+            set_cookie = renewed.set_cookie;
+        }
+        let session = renewed.session;
+        if fresh {
+            self.cache(&session);
+        }
+        let mut data = session.data;
+        if let Value::Object(m) = &mut data {
+            m.remove(LINK_KEY);
+        }
+        Ok(SessionCheck {
+            principal,
+            data,
+            expires_at: session.expires_at,
+            set_cookie,
+        })
+    }
+
+    /// Ends the session named by the cookie value and the login session it links to.
+    /// Idempotent: a missing, forged or unknown cookie ends nothing and is not an error.
+    pub async fn logout(&self, presented: Option<&str>) -> Result<(), CookieSessionError> {
+        let session = match self.presented_session(presented).await? {
+            Some(s) => s,
+            None => return Ok(()),
+        };
+        self.service.cache().evict_cookie_session(&session.id);
+        self.manager.delete_session(&session).await?;
+        if let Some(link) = SessionLink::from_data(&session.data) {
+            self.end_login_session(&link).await?;
+        }
+        Ok(())
+    }
+
+    /// The live session behind a presented cookie, or `None` for anything else.
+    async fn presented_session(
+        &self,
+        presented: Option<&str>,
+    ) -> Result<Option<CookieSession>, CookieSessionError> {
+        let Some(id) = presented.and_then(|v| self.manager.validate_cookie(v).ok()) else {
+            return Ok(None);
+        };
+        match self.manager.get_by_id(&id).await {
+            Ok(s) => Ok(Some(s)),
+            Err(CookieSessionError::NotFound | CookieSessionError::InvalidCookie) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn end_login_session(&self, link: &SessionLink) -> Result<(), CookieSessionError> {
+        match self
+            .service
+            .revoke_session(&link.user_id, &link.session_id)
+            .await
+        {
+            Ok(()) | Err(AuthError::NotFound) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The principal of a login session: the cache, else one store read.
+    async fn load_principal(
+        &self,
+        link: &SessionLink,
+    ) -> Result<Option<Arc<Principal>>, CookieSessionError> {
+        let cache = self.service.cache();
+        if let Some(p) = cache.get(&link.user_id, &link.session_id) {
+            return Ok(Some(p));
+        }
+        let rec = self
+            .service
+            .store()
+            .load_principal(&link.user_id, &link.session_id, self.service.now())
+            .await
+            .map_err(AuthError::from)?;
+        Ok(rec
+            .filter(|r| !r.user.disabled)
+            .map(|r| cache.insert(Principal::from_parts(&r.session, &r.user, &r.roles))))
+    }
+
+    fn cache(&self, session: &CookieSession) {
+        if self.cache_secs > 0 {
+            let until = self.service.now().saturating_add(self.cache_secs);
+            self.service
+                .cache()
+                .insert_cookie_session(session.clone(), until);
+        }
+    }
+}
+
+fn link_value(p: &Principal) -> Result<Value, CookieSessionError> {
+    serde_json::to_value(SessionLink::of(p)).map_err(|e| CookieSessionError::Encode(e.to_string()))
+}
