@@ -120,6 +120,61 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
         &[("Cookie", &format!("redauth_refresh={rt2}"))],
         "",
     );
+    // Attack traffic carrying markers: forged and malformed tokens, CSRF, bad bodies.
+    let forged = format!(
+        "eyJhbGciOiJub25lIn0.{}.",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            format!("{{\"sub\":\"{MARKER_PW}\"}}")
+        )
+    );
+    for token in [
+        forged.as_str(),
+        "MARKERTOKEN.x.y",
+        &format!("{access}MARKER"),
+    ] {
+        assert_eq!(
+            http(
+                &server.addr,
+                "GET",
+                "/api/auth/verify",
+                &[("Authorization", &format!("Bearer {token}"))],
+                ""
+            )
+            .0,
+            401
+        );
+    }
+    let csrf = http(
+        &server.addr,
+        "POST",
+        "/api/auth/refresh",
+        &[
+            ("Cookie", &format!("redauth_refresh={rt2}")),
+            ("Origin", "https://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        "",
+    );
+    assert_eq!(csrf.0, 403);
+    assert_eq!(
+        post(
+            "/api/auth/login",
+            json!({"username": ["alice"], "password": MARKER_PW}),
+            &[]
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            "/api/auth/refresh",
+            json!({"refresh_token": format!("rt1.MARKER{MARKER_PW}")}),
+            &[]
+        )
+        .0,
+        401
+    );
     // The last request's access-log line marks the end of what this test produced.
     let (_, _, _) = http(
         &server.addr,

@@ -14,6 +14,7 @@ mod brute_force;
 mod cli;
 mod cross_origin;
 mod embedded_mode;
+mod enumeration;
 mod http_hygiene;
 mod jwt_attacks;
 mod logs;
