@@ -37,21 +37,11 @@ impl RateLimit {
         let earliest = new_tat - self.interval_ms() - self.tolerance_ms();
         if cost > 0 && earliest > now_ms {
             let wait_ms = earliest - now_ms;
-            return (
-                Decision::Limited {
-                    retry_after_secs: ((wait_ms + 999) / 1000) as u64,
-                },
-                tat,
-            );
+            return (Decision::after_wait(wait_ms), tat);
         }
         if cost == 0 && tat - now_ms > self.tolerance_ms() {
             let wait_ms = tat - now_ms - self.tolerance_ms();
-            return (
-                Decision::Limited {
-                    retry_after_secs: ((wait_ms + 999) / 1000) as u64,
-                },
-                tat,
-            );
+            return (Decision::after_wait(wait_ms), tat);
         }
         (Decision::Allowed, new_tat)
     }
@@ -61,6 +51,20 @@ impl RateLimit {
 pub enum Decision {
     Allowed,
     Limited { retry_after_secs: u64 },
+}
+
+impl Decision {
+    /// Allowed when nothing is left to wait, else limited for `wait_ms` rounded up to
+    /// whole seconds (what `Retry-After` carries).
+    pub fn after_wait(wait_ms: i64) -> Self {
+        if wait_ms <= 0 {
+            Decision::Allowed
+        } else {
+            Decision::Limited {
+                retry_after_secs: u64::try_from((wait_ms + 999) / 1000).unwrap_or(u64::MAX),
+            }
+        }
+    }
 }
 
 #[async_trait]

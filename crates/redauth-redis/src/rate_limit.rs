@@ -65,12 +65,6 @@ impl RateLimiter for RedisRateLimiter {
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(crate::map_err)?;
-        Ok(if wait_ms <= 0 {
-            Decision::Allowed
-        } else {
-            Decision::Limited {
-                retry_after_secs: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1),
-            }
-        })
+        Ok(Decision::after_wait(wait_ms))
     }
 }

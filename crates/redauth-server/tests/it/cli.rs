@@ -7,7 +7,7 @@ use std::process::Stdio;
 use clap::Parser as _;
 use redauth_server::cli::{Cli, run_admin};
 
-use crate::support::{PASSWORD, TestApp, http, redauth, serve};
+use crate::support::{PASSWORD, TestApp, http, redauth, run_cli, serve};
 
 async fn admin(app: &TestApp, args: &[&str], stdin: &str) -> Result<String, String> {
     let cli = Cli::try_parse_from(std::iter::once("redauth").chain(args.iter().copied()))
@@ -271,32 +271,21 @@ fn unreachable_redis_at_start_is_a_503_not_a_crash() {
 #[test]
 fn cli_creates_a_user_and_the_server_logs_it_in_over_tcp() {
     let redis = redauth_testkit::RedisServer::start();
-    let mut add = redauth()
-        .args([
-            "user",
-            "add",
-            "carol",
-            "--email",
-            "carol@example.com",
-            "--password-stdin",
-        ])
-        .env("REDIS_URL", redis.url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = add.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .starts_with("created user carol")
+    let url = redis.url();
+    let add = [
+        "user",
+        "add",
+        "carol",
+        "--email",
+        "carol@example.com",
+        "--password-stdin",
+    ];
+    let out = run_cli(
+        &add,
+        &[("REDIS_URL", url.as_str())],
+        &format!("{PASSWORD}\n"),
     );
+    assert!(out.starts_with("created user carol"), "{out}");
 
     let server = serve(&redis.url());
     let body = serde_json::json!({"username": "carol", "password": PASSWORD}).to_string();

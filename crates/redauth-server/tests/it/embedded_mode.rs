@@ -2,14 +2,12 @@
 //! a generated secret kept in the data directory, data that survives a restart, and
 //! one process per data file.
 
-use std::io::Write as _;
-use std::process::Stdio;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{PASSWORD, http, redauth, serve_env};
+use crate::support::{PASSWORD, http, redauth, refresh_cookie_in, run_cli, serve_env};
 
 struct TempDir(std::path::PathBuf);
 
@@ -44,53 +42,23 @@ fn banner(lines: &Receiver<String>) -> String {
     out.join("\n")
 }
 
-fn cookie_of(head: &str) -> String {
-    head.lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("set-cookie: redauth_refresh=")
-                .then(|| l[28..].split(';').next().unwrap().to_owned())
-        })
-        .unwrap()
-}
-
 #[test]
 fn with_no_redis_the_server_runs_on_the_embedded_store() {
     let dir = TempDir::new();
     let env = [("REDAUTH_DATA_DIR", dir.path())];
     // First admin, created with the CLI before the server holds the data file.
-    let out = redauth()
-        .args(["role", "set", "admin", "redauth:admin"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut add = redauth()
-        .args([
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    run_cli(&["role", "set", "admin", "redauth:admin"], &env, "");
+    let add = [
+        "user",
+        "add",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ];
+    run_cli(&add, &env, &format!("{PASSWORD}\n"));
 
     let (server, lines) = serve_env(&env).unwrap();
     let text = banner(&lines);
@@ -146,7 +114,7 @@ fn with_no_redis_the_server_runs_on_the_embedded_store() {
         .as_str()
         .unwrap()
         .to_owned();
-    let rt0 = cookie_of(&head);
+    let rt0 = refresh_cookie_in(&head);
     let refresh = |addr: &str, rt: &str| {
         http(
             addr,
@@ -158,7 +126,7 @@ fn with_no_redis_the_server_runs_on_the_embedded_store() {
     };
     let (status, head, _) = refresh(&server.addr, &rt0);
     assert_eq!(status, 200);
-    let rt1 = cookie_of(&head);
+    let rt1 = refresh_cookie_in(&head);
     assert_eq!(http(&server.addr, "GET", "/readyz", &[], "").0, 200);
 
     // Restart: the generated secret and the sessions are still there.
@@ -183,7 +151,7 @@ fn with_no_redis_the_server_runs_on_the_embedded_store() {
     );
     let (status, head, _) = refresh(&server.addr, &rt1);
     assert_eq!(status, 200);
-    let rt2 = cookie_of(&head);
+    let rt2 = refresh_cookie_in(&head);
     let (status, _, _) = http(
         &server.addr,
         "POST",

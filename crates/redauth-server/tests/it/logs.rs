@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{SECRET, http, redauth, serve_with};
+use crate::support::{SECRET, http, refresh_cookie_in, run_cli, serve_with};
 
 #[test]
 fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
@@ -16,55 +16,26 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
     const REDIS_PW: &str = "MARKERREDIS-77aa";
     let redis = redauth_testkit::RedisServer::start_with_password(REDIS_PW);
     let env = [("REDIS_URL", redis.url())];
-    let setup = |args: &[&str]| {
-        let out = redauth()
-            .args(args)
-            .env("REDIS_URL", redis.url())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    setup(&["role", "set", "admin", "redauth:admin"]);
-    let mut add = redauth()
-        .args([
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut add.stdin.take().unwrap(),
-        format!("{MARKER_PW}\n").as_bytes(),
-    )
-    .unwrap();
-    assert!(add.wait().unwrap().success());
+    let cli_env = [("REDIS_URL", redis.url())];
+    let cli_env: Vec<(&str, &str)> = cli_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_cli(&["role", "set", "admin", "redauth:admin"], &cli_env, "");
+    let add = [
+        "user",
+        "add",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ];
+    run_cli(&add, &cli_env, &format!("{MARKER_PW}\n"));
 
     let (server, log_lines) = serve_with(&redis.url(), &[("RUST_LOG", "trace")]);
     let post = |path: &str, body: serde_json::Value, headers: &[(&str, &str)]| {
         let mut h = vec![("Content-Type", "application/json")];
         h.extend_from_slice(headers);
         http(&server.addr, "POST", path, &h, &body.to_string())
-    };
-    let cookie_of = |head: &str| {
-        head.lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("set-cookie: redauth_refresh=")
-                    .then(|| l[28..].split(';').next().unwrap().to_owned())
-            })
-            .unwrap()
     };
     let (status, _, _) = post(
         "/api/auth/login",
@@ -82,7 +53,7 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
         .as_str()
         .unwrap()
         .to_owned();
-    let rt0 = cookie_of(&head);
+    let rt0 = refresh_cookie_in(&head);
     let refresh = |rt: &str| {
         http(
             &server.addr,
@@ -92,8 +63,8 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
             "",
         )
     };
-    let rt1 = cookie_of(&refresh(&rt0).1);
-    let rt2 = cookie_of(&refresh(&rt1).1);
+    let rt1 = refresh_cookie_in(&refresh(&rt0).1);
+    let rt2 = refresh_cookie_in(&refresh(&rt1).1);
     let auth = format!("Bearer {access}");
     http(
         &server.addr,

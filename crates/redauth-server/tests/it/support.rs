@@ -376,3 +376,41 @@ pub fn http(
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, head.to_owned(), body.to_owned())
 }
+
+/// Runs `redauth <args>` with `env` and `stdin` (e.g. a password for
+/// `--password-stdin`), asserts it succeeded and returns its stdout.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> String {
+    let mut child = redauth()
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "redauth {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The refresh-cookie value set by a raw HTTP response head.
+pub fn refresh_cookie_in(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            let value = value.trim().strip_prefix("redauth_refresh=")?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.split(';').next().unwrap_or("").to_owned())
+        })
+        .expect("a refresh cookie")
+}
