@@ -1,9 +1,6 @@
 //! The admin CLI, in-process and as the real binary, and the server binary over real
 //! TCP: start-up refusal on bad config, 503 while Redis is down, a login end to end.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use clap::Parser as _;
 use redauth_server::cli::{Cli, run_admin};
 

@@ -15,7 +15,6 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
     const MARKER_PW: &str = "MARKERPW-5f1c-password";
     const REDIS_PW: &str = "MARKERREDIS-77aa";
     let redis = redauth_testkit::RedisServer::start_with_password(REDIS_PW);
-    let env = [("REDIS_URL", redis.url())];
     let cli_env = [("REDIS_URL", redis.url())];
     let cli_env: Vec<(&str, &str)> = cli_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_cli(&["role", "set", "admin", "redauth:admin"], &cli_env, "");
