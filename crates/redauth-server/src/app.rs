@@ -70,6 +70,12 @@ pub fn build_on(
     mut store_kind: StoreKind,
     clock: Arc<dyn Clock>,
 ) -> Result<App, StartError> {
+    // The secret native cookie-session keys derive from when none is configured: the
+    // JWT (access) secret, through HKDF with its own labels.
+    let mut jwt_secret = match &config.secrets {
+        SecretSource::Single(s) | SecretSource::Pair { access: s, .. } => Some(s.clone()),
+        SecretSource::GeneratedInDataDir => None,
+    };
     let keys = match &config.secrets {
         SecretSource::Single(s) => {
             TokenKeys::from_single_secret(s).map_err(|e| StartError::Secret(e.to_string()))?
@@ -87,6 +93,7 @@ pub fn build_on(
             };
             let (secret, path) = load_or_generate_secret(data_dir)?;
             *generated_secret = Some(path);
+            jwt_secret = Some(secret.clone());
             TokenKeys::from_single_secret(&secret).map_err(|e| StartError::Secret(e.to_string()))?
         }
     };
@@ -101,6 +108,13 @@ pub fn build_on(
     );
     let passwords = PasswordHasher::new(config.argon2, config.hash_concurrency)
         .map_err(|e| StartError::Secret(e.to_string()))?;
+    let session_store = config
+        .session_cookies
+        .as_ref()
+        .map(|c| store.cookie_session_store(&c.layout))
+        .transpose()
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    let clock_for_sessions = clock.clone();
     let service = AuthService::new(AuthServiceParts {
         store,
         clock,
@@ -112,7 +126,18 @@ pub fn build_on(
         cache_capacity: config.cache_capacity,
         limits: config.limits,
     });
+    let sessions = match (&config.session_cookies, session_store) {
+        (Some(c), Some(store)) => Some(crate::http::session::build(
+            c,
+            &service,
+            store,
+            clock_for_sessions,
+            jwt_secret.as_ref(),
+        )?),
+        _ => None,
+    };
     let state = AppState {
+        sessions,
         service: service.clone(),
         http: Arc::new(HttpConfig {
             refresh_cookie_name: config.refresh_cookie_name.clone(),

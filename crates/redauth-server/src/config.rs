@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use redauth_core::Secret;
+use redauth_core::cookie::{CookieAttributes, SameSite};
 use redauth_core::password::{Argon2Params, PasswordPolicy};
 use redauth_core::rate_limit::RateLimit;
 use redauth_core::service::{BruteForceLimits, SessionPolicy};
+use redauth_core::session_store::CookieSessionLayout;
 use redauth_core::token::MIN_SECRET_BYTES;
 use serde::Deserialize;
 use thiserror::Error;
@@ -92,6 +94,27 @@ settings! {
     allowed_origins: String = "REDAUTH_ALLOWED_ORIGINS",
     /// Send HSTS. Default: on when cookies are `Secure` (i.e. served over HTTPS).
     hsts: bool = "REDAUTH_HSTS",
+    /// Cookie sessions: `off` (default), `native` (redauth's format) or `compat`
+    /// (`@ethercorps/sveltekit-redis-session` 1.x, Redis only). See docs/sessions.md.
+    session_cookie_mode: SessionCookieMode = "REDAUTH_SESSION_COOKIE_MODE",
+    /// What login returns once cookie sessions are on: `tokens`, `session` or `both`.
+    login_issues: LoginIssues = "REDAUTH_LOGIN_ISSUES",
+    session_cookie_name: String = "REDAUTH_SESSION_COOKIE_NAME",
+    session_cookie_path: String = "REDAUTH_SESSION_COOKIE_PATH",
+    session_cookie_domain: String = "REDAUTH_SESSION_COOKIE_DOMAIN",
+    session_cookie_same_site: SameSite = "REDAUTH_SESSION_COOKIE_SAMESITE",
+    session_cookie_signed: bool = "REDAUTH_SESSION_COOKIE_SIGNED",
+    session_cookie_encrypted: bool = "REDAUTH_SESSION_COOKIE_ENCRYPTED",
+    session_ttl_secs: i64 = "REDAUTH_SESSION_TTL_SECS",
+    session_renew: bool = "REDAUTH_SESSION_RENEW",
+    session_renew_before_secs: i64 = "REDAUTH_SESSION_RENEW_BEFORE_SECS",
+    /// How long a node serves a cookie session from memory before reading it again.
+    session_cache_secs: i64 = "REDAUTH_SESSION_CACHE_SECS",
+    /// Native: optional (default: derived from the JWT secret). Compat: the library's
+    /// `secret`, shared with the SvelteKit app.
+    session_secret: Secret = "REDAUTH_SESSION_SECRET",
+    session_compat_prefix: String = "REDAUTH_SESSION_COMPAT_PREFIX",
+    session_compat_user_prefix: String = "REDAUTH_SESSION_COMPAT_USER_PREFIX",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -123,7 +146,18 @@ macro_rules! from_str_setting {
     } )* };
 }
 from_str_setting!(
-    String, Secret, PathBuf, u16, u32, u64, i64, usize, LogFormat
+    String,
+    Secret,
+    PathBuf,
+    u16,
+    u32,
+    u64,
+    i64,
+    usize,
+    LogFormat,
+    SessionCookieMode,
+    LoginIssues,
+    SameSite
 );
 
 impl ParseSetting for bool {
@@ -213,6 +247,8 @@ pub struct Config {
     pub client_ip_header: Option<axum::http::HeaderName>,
     pub allowed_origins: Vec<String>,
     pub hsts: bool,
+    /// `None` when cookie sessions are off.
+    pub session_cookies: Option<SessionCookieConfig>,
 }
 
 fn err(msg: impl Into<String>) -> ConfigError {
@@ -375,7 +411,39 @@ impl Config {
         };
         let allowed_origins = parse_origins(s.allowed_origins.as_deref().unwrap_or(""))?;
         let cookie_secure = s.cookie_secure.unwrap_or(true);
+        let session_cookies = resolve_session_cookies(
+            SessionSettings {
+                session_cookie_mode: s.session_cookie_mode,
+                login_issues: s.login_issues,
+                session_cookie_name: s.session_cookie_name,
+                session_cookie_path: s.session_cookie_path,
+                session_cookie_domain: s.session_cookie_domain,
+                session_cookie_same_site: s.session_cookie_same_site,
+                session_cookie_signed: s.session_cookie_signed,
+                session_cookie_encrypted: s.session_cookie_encrypted,
+                session_ttl_secs: s.session_ttl_secs,
+                session_renew: s.session_renew,
+                session_renew_before_secs: s.session_renew_before_secs,
+                session_cache_secs: s.session_cache_secs,
+                session_secret: s.session_secret,
+                session_compat_prefix: s.session_compat_prefix,
+                session_compat_user_prefix: s.session_compat_user_prefix,
+            },
+            cookie_secure,
+            &store,
+        )?;
+        // A session-only login hands out no refresh token, so nothing idles the login
+        // session out: the cookie session's own sliding expiry does that job.
+        let session_only = session_cookies
+            .as_ref()
+            .is_some_and(|c| c.login_issues == LoginIssues::Session);
+        let idle = if session_only && s.idle_ttl_secs.is_none() {
+            absolute
+        } else {
+            idle
+        };
         Ok(Config {
+            session_cookies,
             allowed_origins,
             hsts: s.hsts.unwrap_or(cookie_secure),
             limits,
@@ -607,6 +675,505 @@ fn resolve_secrets(
                 "JWT_SECRET is not set: with Redis a secret of at least 32 bytes is required (e.g. `openssl rand -base64 48`)",
             )),
         },
+    }
+}
+
+/// Which cookie-session format the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionCookieMode {
+    Off,
+    Native,
+    Compat,
+}
+
+impl FromStr for SessionCookieMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "off" => Ok(Self::Off),
+            "native" => Ok(Self::Native),
+            "compat" => Ok(Self::Compat),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What a successful login returns when cookie sessions are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginIssues {
+    /// Access and refresh tokens only, as without cookie sessions.
+    Tokens,
+    /// A session cookie instead of tokens.
+    Session,
+    /// Both.
+    Both,
+}
+
+impl FromStr for LoginIssues {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "tokens" => Ok(Self::Tokens),
+            "session" => Ok(Self::Session),
+            "both" => Ok(Self::Both),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Validated cookie-session settings (see docs/sessions.md for each).
+#[derive(Debug, Clone)]
+pub struct SessionCookieConfig {
+    pub compat: bool,
+    pub login_issues: LoginIssues,
+    pub cookie: CookieAttributes,
+    pub signed: bool,
+    pub encrypted: bool,
+    pub ttl_secs: i64,
+    pub renew: bool,
+    pub renew_before_secs: i64,
+    pub cache_secs: i64,
+    /// Native: `None` derives the keys from the JWT secret. Compat: always set.
+    pub secret: Option<Secret>,
+    pub layout: CookieSessionLayout,
+}
+
+/// The cookie-session part of [`Settings`], moved out for [`resolve_session_cookies`].
+struct SessionSettings {
+    session_cookie_mode: Option<SessionCookieMode>,
+    login_issues: Option<LoginIssues>,
+    session_cookie_name: Option<String>,
+    session_cookie_path: Option<String>,
+    session_cookie_domain: Option<String>,
+    session_cookie_same_site: Option<SameSite>,
+    session_cookie_signed: Option<bool>,
+    session_cookie_encrypted: Option<bool>,
+    session_ttl_secs: Option<i64>,
+    session_renew: Option<bool>,
+    session_renew_before_secs: Option<i64>,
+    session_cache_secs: Option<i64>,
+    session_secret: Option<Secret>,
+    session_compat_prefix: Option<String>,
+    session_compat_user_prefix: Option<String>,
+}
+
+fn resolve_session_cookies(
+    mut s: SessionSettings,
+    cookie_secure: bool,
+    store: &StoreConfig,
+) -> Result<Option<SessionCookieConfig>, ConfigError> {
+    let mode = s.session_cookie_mode.unwrap_or(SessionCookieMode::Off);
+    if mode == SessionCookieMode::Off {
+        let stray = [
+            ("REDAUTH_LOGIN_ISSUES", s.login_issues.is_some()),
+            (
+                "REDAUTH_SESSION_COOKIE_NAME",
+                s.session_cookie_name.is_some(),
+            ),
+            (
+                "REDAUTH_SESSION_COOKIE_PATH",
+                s.session_cookie_path.is_some(),
+            ),
+            (
+                "REDAUTH_SESSION_COOKIE_DOMAIN",
+                s.session_cookie_domain.is_some(),
+            ),
+            (
+                "REDAUTH_SESSION_COOKIE_SAMESITE",
+                s.session_cookie_same_site.is_some(),
+            ),
+            (
+                "REDAUTH_SESSION_COOKIE_SIGNED",
+                s.session_cookie_signed.is_some(),
+            ),
+            (
+                "REDAUTH_SESSION_COOKIE_ENCRYPTED",
+                s.session_cookie_encrypted.is_some(),
+            ),
+            ("REDAUTH_SESSION_TTL_SECS", s.session_ttl_secs.is_some()),
+            ("REDAUTH_SESSION_RENEW", s.session_renew.is_some()),
+            (
+                "REDAUTH_SESSION_RENEW_BEFORE_SECS",
+                s.session_renew_before_secs.is_some(),
+            ),
+            ("REDAUTH_SESSION_CACHE_SECS", s.session_cache_secs.is_some()),
+            ("REDAUTH_SESSION_SECRET", s.session_secret.is_some()),
+            (
+                "REDAUTH_SESSION_COMPAT_PREFIX",
+                s.session_compat_prefix.is_some(),
+            ),
+            (
+                "REDAUTH_SESSION_COMPAT_USER_PREFIX",
+                s.session_compat_user_prefix.is_some(),
+            ),
+        ];
+        if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(err(format!(
+                "{name} is set but REDAUTH_SESSION_COOKIE_MODE (session_cookie_mode) is off"
+            )));
+        }
+        return Ok(None);
+    }
+    let compat = mode == SessionCookieMode::Compat;
+    if compat && matches!(store, StoreConfig::Embedded { .. }) {
+        return Err(err(
+            "REDAUTH_SESSION_COOKIE_MODE=compat shares keys with a SvelteKit app in Redis: set REDIS_URL",
+        ));
+    }
+    let secret = s.session_secret.take();
+    match (&secret, compat) {
+        (Some(secret), _) if secret.expose().len() < MIN_SECRET_BYTES => {
+            return Err(err(format!(
+                "REDAUTH_SESSION_SECRET (session_secret) is too weak: at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
+        (None, true) => {
+            return Err(err(
+                "REDAUTH_SESSION_SECRET (session_secret) is required in compat mode: the SvelteKit app's `secret`",
+            ));
+        }
+        _ => {}
+    }
+    let encrypted = s.session_cookie_encrypted.unwrap_or(false);
+    if compat && encrypted {
+        return Err(err(
+            "REDAUTH_SESSION_COOKIE_ENCRYPTED needs native mode: the SvelteKit library cannot read sealed cookies",
+        ));
+    }
+    if !compat && (s.session_compat_prefix.is_some() || s.session_compat_user_prefix.is_some()) {
+        return Err(err(
+            "REDAUTH_SESSION_COMPAT_PREFIX / REDAUTH_SESSION_COMPAT_USER_PREFIX only apply to compat mode",
+        ));
+    }
+    let layout = if compat {
+        let prefix = |name: &str, v: Option<String>, default: &str| {
+            let v = v.unwrap_or_else(|| default.to_owned());
+            if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                Err(err(format!(
+                    "{name} must be 1 to 128 printable characters without spaces"
+                )))
+            } else {
+                Ok(v)
+            }
+        };
+        CookieSessionLayout::Compat {
+            session_prefix: prefix(
+                "REDAUTH_SESSION_COMPAT_PREFIX (session_compat_prefix)",
+                s.session_compat_prefix.take(),
+                "sk_ioredis_session",
+            )?,
+            user_sessions_prefix: prefix(
+                "REDAUTH_SESSION_COMPAT_USER_PREFIX (session_compat_user_prefix)",
+                s.session_compat_user_prefix.take(),
+                "sk_ioredis_user_sessions",
+            )?,
+        }
+    } else {
+        CookieSessionLayout::Native
+    };
+    let path = s.session_cookie_path.take().unwrap_or_else(|| "/".into());
+    let domain = s.session_cookie_domain.take();
+    let name = s.session_cookie_name.take().unwrap_or_else(|| {
+        if compat {
+            "session".into()
+        } else if cookie_secure && path == "/" && domain.is_none() {
+            "__Host-redauth_session".into()
+        } else {
+            "redauth_session".into()
+        }
+    });
+    let cookie = CookieAttributes {
+        name,
+        path,
+        domain,
+        http_only: true,
+        secure: cookie_secure,
+        same_site: s.session_cookie_same_site.unwrap_or_default(),
+    };
+    cookie.validate().map_err(|e| {
+        err(format!(
+            "REDAUTH_SESSION_COOKIE_* (with REDAUTH_COOKIE_SECURE): {e}"
+        ))
+    })?;
+    let ttl_secs = positive(
+        "REDAUTH_SESSION_TTL_SECS (session_ttl_secs)",
+        s.session_ttl_secs,
+        86_400,
+    )?;
+    let renew_before_secs = positive(
+        "REDAUTH_SESSION_RENEW_BEFORE_SECS (session_renew_before_secs)",
+        s.session_renew_before_secs,
+        1_800,
+    )?;
+    let cache_secs = s.session_cache_secs.unwrap_or(60);
+    if !(0..=3600).contains(&cache_secs) {
+        return Err(err(
+            "REDAUTH_SESSION_CACHE_SECS (session_cache_secs) must be 0 to 3600",
+        ));
+    }
+    Ok(Some(SessionCookieConfig {
+        compat,
+        login_issues: s.login_issues.unwrap_or(LoginIssues::Both),
+        cookie,
+        signed: s.session_cookie_signed.unwrap_or(true),
+        encrypted,
+        ttl_secs,
+        // The library's default is off; redauth's own sessions slide by default.
+        renew: s.session_renew.unwrap_or(!compat),
+        renew_before_secs,
+        cache_secs,
+        secret,
+        layout,
+    }))
+}
+
+#[cfg(test)]
+mod session_cookie_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const OTHER: &str = "fedcba9876543210fedcba9876543210";
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> =
+            [("REDIS_URL", "redis://localhost"), ("JWT_SECRET", SECRET)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        for (k, v) in vars {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Config::load(None, &|k| map.get(k).cloned(), Settings::default())
+    }
+
+    fn sessions(vars: &[(&str, &str)]) -> SessionCookieConfig {
+        load(vars).unwrap().session_cookies.unwrap()
+    }
+
+    #[test]
+    fn off_by_default_and_stray_settings_are_refused() {
+        assert!(load(&[]).unwrap().session_cookies.is_none());
+        let e = load(&[("REDAUTH_SESSION_TTL_SECS", "60")]).unwrap_err();
+        assert!(e.0.contains("REDAUTH_SESSION_TTL_SECS is set"), "{e}");
+        let e = load(&[("REDAUTH_LOGIN_ISSUES", "session")]).unwrap_err();
+        assert!(e.0.contains("REDAUTH_LOGIN_ISSUES"), "{e}");
+        let e = load(&[("REDAUTH_SESSION_COOKIE_MODE", "on")]).unwrap_err();
+        assert!(e.0.contains("REDAUTH_SESSION_COOKIE_MODE"), "{e}");
+    }
+
+    #[test]
+    fn native_defaults() {
+        let c = sessions(&[("REDAUTH_SESSION_COOKIE_MODE", "native")]);
+        assert!(!c.compat);
+        assert_eq!(c.cookie, CookieAttributes::host_prefixed("redauth_session"));
+        assert_eq!(c.login_issues, LoginIssues::Both);
+        assert!(c.signed && !c.encrypted && c.renew);
+        assert_eq!(
+            (c.ttl_secs, c.renew_before_secs, c.cache_secs),
+            (86_400, 1_800, 60)
+        );
+        assert!(c.secret.is_none(), "derived from the JWT secret");
+        assert_eq!(c.layout, CookieSessionLayout::Native);
+    }
+
+    #[test]
+    fn every_native_setting_is_read() {
+        let c = sessions(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "native"),
+            ("REDAUTH_LOGIN_ISSUES", "session"),
+            ("REDAUTH_SESSION_COOKIE_NAME", "app_sid"),
+            ("REDAUTH_SESSION_COOKIE_PATH", "/app"),
+            ("REDAUTH_SESSION_COOKIE_DOMAIN", "example.com"),
+            ("REDAUTH_SESSION_COOKIE_SAMESITE", "lax"),
+            ("REDAUTH_SESSION_COOKIE_SIGNED", "false"),
+            ("REDAUTH_SESSION_COOKIE_ENCRYPTED", "true"),
+            ("REDAUTH_SESSION_TTL_SECS", "3600"),
+            ("REDAUTH_SESSION_RENEW", "false"),
+            ("REDAUTH_SESSION_RENEW_BEFORE_SECS", "600"),
+            ("REDAUTH_SESSION_CACHE_SECS", "0"),
+            ("REDAUTH_SESSION_SECRET", OTHER),
+        ]);
+        assert_eq!(c.login_issues, LoginIssues::Session);
+        assert_eq!(c.cookie.name, "app_sid");
+        assert_eq!(c.cookie.path, "/app");
+        assert_eq!(c.cookie.domain.as_deref(), Some("example.com"));
+        assert_eq!(c.cookie.same_site, SameSite::Lax);
+        assert!(!c.signed && c.encrypted && !c.renew);
+        assert_eq!(
+            (c.ttl_secs, c.renew_before_secs, c.cache_secs),
+            (3600, 600, 0)
+        );
+        assert_eq!(c.secret.unwrap().expose(), OTHER);
+    }
+
+    #[test]
+    fn session_only_login_makes_the_login_session_idle_as_long_as_it_lives() {
+        let c = load(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "native"),
+            ("REDAUTH_LOGIN_ISSUES", "session"),
+        ])
+        .unwrap();
+        assert_eq!(c.sessions.idle_ttl_secs, c.sessions.absolute_ttl_secs);
+        let explicit = load(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "native"),
+            ("REDAUTH_LOGIN_ISSUES", "session"),
+            ("REDAUTH_IDLE_TTL_SECS", "600"),
+        ])
+        .unwrap();
+        assert_eq!(explicit.sessions.idle_ttl_secs, 600);
+        let both = load(&[("REDAUTH_SESSION_COOKIE_MODE", "native")]).unwrap();
+        assert_eq!(both.sessions.idle_ttl_secs, 3 * 24 * 3600);
+    }
+
+    #[test]
+    fn insecure_local_http_drops_the_host_prefix() {
+        let c = sessions(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "native"),
+            ("REDAUTH_COOKIE_SECURE", "false"),
+        ]);
+        assert_eq!(c.cookie.name, "redauth_session");
+        assert!(!c.cookie.secure);
+        let e = load(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "native"),
+            ("REDAUTH_COOKIE_SECURE", "false"),
+            ("REDAUTH_SESSION_COOKIE_NAME", "__Host-s"),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("__Host-"), "{e}");
+    }
+
+    #[test]
+    fn compat_defaults_are_the_librarys() {
+        let c = sessions(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "compat"),
+            ("REDAUTH_SESSION_SECRET", OTHER),
+        ]);
+        assert!(c.compat);
+        assert_eq!(c.cookie, CookieAttributes::default());
+        assert!(!c.renew, "the library does not renew unless asked");
+        assert_eq!(c.layout, CookieSessionLayout::compat_defaults());
+        let p = sessions(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "compat"),
+            ("REDAUTH_SESSION_SECRET", OTHER),
+            ("REDAUTH_SESSION_COMPAT_PREFIX", "app_s"),
+            ("REDAUTH_SESSION_COMPAT_USER_PREFIX", "app_u"),
+        ]);
+        assert_eq!(
+            p.layout,
+            CookieSessionLayout::Compat {
+                session_prefix: "app_s".into(),
+                user_sessions_prefix: "app_u".into()
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_session_settings_name_the_setting() {
+        let compat = ("REDAUTH_SESSION_COOKIE_MODE", "compat");
+        let native = ("REDAUTH_SESSION_COOKIE_MODE", "native");
+        let secret = ("REDAUTH_SESSION_SECRET", OTHER);
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[compat], "REDAUTH_SESSION_SECRET"),
+            (&[compat, ("REDAUTH_SESSION_SECRET", "short")], "too weak"),
+            (&[native, ("REDAUTH_SESSION_SECRET", "short")], "too weak"),
+            (
+                &[compat, secret, ("REDAUTH_SESSION_COOKIE_ENCRYPTED", "true")],
+                "ENCRYPTED",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_COMPAT_PREFIX", "x")],
+                "compat mode",
+            ),
+            (
+                &[compat, secret, ("REDAUTH_SESSION_COMPAT_PREFIX", "a b")],
+                "REDAUTH_SESSION_COMPAT_PREFIX",
+            ),
+            (
+                &[compat, secret, ("REDAUTH_SESSION_COMPAT_USER_PREFIX", "")],
+                "REDAUTH_SESSION_COMPAT_USER_PREFIX",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_TTL_SECS", "0")],
+                "REDAUTH_SESSION_TTL_SECS",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_RENEW_BEFORE_SECS", "-1")],
+                "REDAUTH_SESSION_RENEW_BEFORE_SECS",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_CACHE_SECS", "7200")],
+                "REDAUTH_SESSION_CACHE_SECS",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_COOKIE_SAMESITE", "sometimes")],
+                "REDAUTH_SESSION_COOKIE_SAMESITE",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_COOKIE_NAME", "a;b")],
+                "REDAUTH_SESSION_COOKIE_",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_COOKIE_PATH", "app")],
+                "REDAUTH_SESSION_COOKIE_",
+            ),
+            (
+                &[native, ("REDAUTH_LOGIN_ISSUES", "cookies")],
+                "REDAUTH_LOGIN_ISSUES",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_RENEW", "maybe")],
+                "REDAUTH_SESSION_RENEW",
+            ),
+            (
+                &[native, ("REDAUTH_SESSION_COOKIE_SIGNED", "maybe")],
+                "REDAUTH_SESSION_COOKIE_SIGNED",
+            ),
+        ];
+        for (vars, name) in cases {
+            let e = load(vars).unwrap_err();
+            assert!(e.0.contains(name), "{vars:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn compat_needs_redis() {
+        let map: HashMap<&str, &str> = [
+            ("REDAUTH_SESSION_COOKIE_MODE", "compat"),
+            ("REDAUTH_SESSION_SECRET", OTHER),
+        ]
+        .into_iter()
+        .collect();
+        let e = Config::load(
+            None,
+            &|k| map.get(k).map(|v| v.to_string()),
+            Settings::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("REDIS_URL"), "{e}");
+    }
+
+    #[test]
+    fn the_session_secret_stays_out_of_debug_output() {
+        let c = load(&[
+            ("REDAUTH_SESSION_COOKIE_MODE", "compat"),
+            ("REDAUTH_SESSION_SECRET", OTHER),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains(OTHER));
+    }
+
+    #[test]
+    fn toml_spelling() {
+        let s: Settings = toml::from_str(
+            "session_cookie_mode = \"native\"\nlogin_issues = \"session\"\nsession_cookie_same_site = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.session_cookie_mode, Some(SessionCookieMode::Native));
+        assert_eq!(s.login_issues, Some(LoginIssues::Session));
+        assert_eq!(s.session_cookie_same_site, Some(SameSite::None));
     }
 }
 

@@ -33,6 +33,9 @@ pub struct LoginRequest {
     password: String,
     #[serde(default)]
     refresh_token_delivery: Delivery,
+    /// Initial data of the session cookie (a JSON object), when login sets one.
+    #[serde(default)]
+    session_data: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -58,7 +61,11 @@ struct TokenResponse<'a> {
     user: UserView<'a>,
 }
 
-fn token_response(state: &AppState, issued: &IssuedTokens, delivery: Delivery) -> Response {
+pub(super) fn token_response(
+    state: &AppState,
+    issued: &IssuedTokens,
+    delivery: Delivery,
+) -> Response {
     let p = &issued.principal;
     let body = TokenResponse {
         access_token: &issued.access_token,
@@ -93,6 +100,23 @@ pub async fn login(
     parts: Parts,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(sessions) = state.sessions.as_deref().filter(|s| s.issues_session) {
+        return super::session::login(
+            &state,
+            sessions,
+            &parts,
+            (&req.username, &req.password),
+            client_info(&parts, &state.http),
+            req.session_data,
+            req.refresh_token_delivery,
+        )
+        .await;
+    }
+    if req.session_data.is_some() {
+        return Err(ApiError::invalid_request(
+            "session_data needs login to set a session cookie (REDAUTH_LOGIN_ISSUES)",
+        ));
+    }
     let issued = state
         .service
         .login(
@@ -172,7 +196,11 @@ pub async fn logout(
     let (refresh, _) = presented_refresh_token(&state, &parts, body)?;
     let bearer = bearer_token(&parts).ok().flatten();
     state.service.logout(bearer, refresh.as_deref()).await?;
-    Ok(state.no_content_clearing_cookie())
+    let mut res = state.no_content_clearing_cookie();
+    if let Some(sessions) = state.sessions.as_deref() {
+        super::session::logout(sessions, &parts, &mut res).await?;
+    }
+    Ok(res)
 }
 
 pub async fn logout_all(

@@ -6,6 +6,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redauth_core::AuthError;
+use redauth_core::cookie_session::CookieSessionError;
 use serde::Serialize;
 
 #[derive(Debug)]
@@ -76,6 +77,34 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<CookieSessionError> for ApiError {
+    fn from(e: CookieSessionError) -> Self {
+        use StatusCode as S;
+        match e {
+            CookieSessionError::Auth(a) => a.into(),
+            CookieSessionError::Store(s) => AuthError::from(s).into(),
+            CookieSessionError::Missing => Self::new(
+                S::UNAUTHORIZED,
+                "missing_session",
+                "no session cookie was presented",
+            ),
+            // One code for forged, unknown and ended: the client cannot learn which.
+            CookieSessionError::InvalidCookie | CookieSessionError::NotFound => Self::new(
+                S::UNAUTHORIZED,
+                "invalid_session",
+                "the session is invalid or has ended",
+            ),
+            CookieSessionError::Encode(why) => {
+                Self::invalid_request(format!("session_data: {why}"))
+            }
+            CookieSessionError::Decode(_) | CookieSessionError::Cookie(_) => {
+                tracing::error!(error = %e, "cookie session failure");
+                Self::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
@@ -119,7 +148,11 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.status == StatusCode::UNAUTHORIZED && self.code != "invalid_credentials" {
+        let cookie_session = matches!(self.code, "missing_session" | "invalid_session");
+        if self.status == StatusCode::UNAUTHORIZED
+            && self.code != "invalid_credentials"
+            && !cookie_session
+        {
             // RFC 6750 §3: tells clients the Bearer scheme and why the token failed.
             let value = format!(
                 "Bearer error=\"invalid_token\", error_description=\"{}\"",

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cross_origin;
 pub mod error;
 pub mod extract;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +49,8 @@ pub struct HttpConfig {
 pub struct AppState {
     pub service: Arc<AuthService>,
     pub http: Arc<HttpConfig>,
+    /// `None` when cookie sessions are off.
+    pub sessions: Option<Arc<session::SessionHttp>>,
 }
 
 /// The refresh cookie is scoped to the auth endpoints, so it never travels with
@@ -96,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/logout-all", post(auth::logout_all))
         .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/session", get(session::get_session))
         .route("/api/auth/verify", get(auth::verify))
         .route("/api/auth/sessions", get(auth::sessions))
         .route("/api/auth/sessions/{sid}", delete(auth::delete_session))

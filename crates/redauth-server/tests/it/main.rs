@@ -9,8 +9,8 @@
 
 mod admin;
 mod auth_flow;
-mod cache_and_round_trips;
 mod brute_force;
+mod cache_and_round_trips;
 mod cli;
 mod cross_origin;
 mod embedded_mode;
@@ -18,4 +18,5 @@ mod enumeration;
 mod http_hygiene;
 mod jwt_attacks;
 mod logs;
+mod sessions;
 mod support;

@@ -34,6 +34,8 @@ pub struct Node {
     pub service: Arc<AuthService>,
     pub router: Router,
     pub clock: Arc<ManualClock>,
+    /// Cookie sessions, when the node's settings turn them on.
+    pub sessions: Option<Arc<redauth_server::http::session::SessionHttp>>,
 }
 
 pub struct Resp {
@@ -156,6 +158,7 @@ impl Node {
         Self {
             store,
             service: built.service,
+            sessions: built.state.sessions.clone(),
             router: redauth_server::http::router(built.state),
             clock,
         }

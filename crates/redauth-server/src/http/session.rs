@@ -1,0 +1,191 @@
+//! Cookie sessions over HTTP (see `docs/sessions.md`): `GET /api/auth/session`, what a
+//! SvelteKit `hooks.server.ts` calls to fill `event.locals`, and the session-cookie side
+//! of login and logout. The logic is in [`SessionAuth`]; this file only moves cookies
+//! and JSON.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use redauth_core::cookie::compat::CompatCodec;
+use redauth_core::cookie::native::{NativeCodec, NativeMode};
+use redauth_core::cookie_session::{
+    CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
+};
+use redauth_core::service::ClientInfo;
+use redauth_core::session_auth::{LINK_KEY, SessionAuth, SessionCheck};
+use redauth_core::session_store::CookieSessionStore;
+use redauth_core::{AuthService, Clock, Secret};
+use serde_json::{Value, json};
+
+use crate::app::StartError;
+use crate::config::{LoginIssues, SessionCookieConfig};
+
+use super::AppState;
+use super::auth::{Delivery, token_response};
+use super::error::ApiError;
+use super::extract::cookie;
+
+/// Cookie sessions as configured for the HTTP API.
+#[derive(Debug)]
+pub struct SessionHttp {
+    pub auth: Arc<SessionAuth>,
+    /// Login also returns access and refresh tokens (`REDAUTH_LOGIN_ISSUES=both`).
+    pub issues_tokens: bool,
+    /// Login sets a session cookie (`session` or `both`).
+    pub issues_session: bool,
+}
+
+impl SessionHttp {
+    fn presented<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
+        cookie(parts, self.auth.cookie_name())
+    }
+}
+
+pub(super) fn append_set_cookie(res: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// `GET /api/auth/session`: 200 with `user` (null for a session no redauth login
+/// made), `session` and `data`; 401 `missing_session` without the cookie, 401
+/// `invalid_session` (and a cleared cookie) for a forged, unknown or ended one.
+pub async fn get_session(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let Some(sessions) = &state.sessions else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "cookie sessions are not enabled (REDAUTH_SESSION_COOKIE_MODE)",
+        ));
+    };
+    match sessions.auth.check(sessions.presented(&parts)).await {
+        Ok(check) => {
+            let mut res = Json(view(&check)).into_response();
+            if let Some(set) = &check.set_cookie {
+                append_set_cookie(&mut res, set);
+            }
+            Ok(res)
+        }
+        Err(e @ (CookieSessionError::InvalidCookie | CookieSessionError::NotFound)) => {
+            let mut res = ApiError::from(e).into_response();
+            append_set_cookie(&mut res, &sessions.auth.clear_cookie());
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn view(check: &SessionCheck) -> Value {
+    let user = check.principal.as_ref().map(|p| {
+        json!({
+            "id": p.user_id,
+            "username": p.username,
+            "roles": p.roles,
+            "permissions": p.permissions,
+        })
+    });
+    json!({
+        "user": user,
+        "session": {
+            "id": check.principal.as_ref().map(|p| p.session_id.as_str()),
+            "expires_at": check.expires_at,
+        },
+        "data": check.data,
+    })
+}
+
+/// The login handler's path when login sets a session cookie.
+pub(super) async fn login(
+    state: &AppState,
+    sessions: &SessionHttp,
+    parts: &Parts,
+    credentials: (&str, &str),
+    client: ClientInfo,
+    data: Option<Value>,
+    delivery: Delivery,
+) -> Result<Response, ApiError> {
+    let login = sessions
+        .auth
+        .login(
+            credentials.0,
+            credentials.1,
+            client,
+            data,
+            sessions.presented(parts),
+        )
+        .await?;
+    let mut res = if sessions.issues_tokens {
+        token_response(state, &login.tokens, delivery)
+    } else {
+        let p = &login.tokens.principal;
+        Json(json!({
+            "user": { "id": p.user_id, "username": p.username, "roles": p.roles },
+            "session": { "id": p.session_id, "expires_at": login.session.expires_at },
+        }))
+        .into_response()
+    };
+    append_set_cookie(&mut res, &login.set_cookie);
+    Ok(res)
+}
+
+/// The logout handler's part: ends the presented cookie session (and its login
+/// session) and clears the cookie. Idempotent.
+pub(super) async fn logout(
+    sessions: &SessionHttp,
+    parts: &Parts,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    sessions.auth.logout(sessions.presented(parts)).await?;
+    append_set_cookie(res, &sessions.auth.clear_cookie());
+    Ok(())
+}
+
+/// Builds the cookie-session side of the server from its settings. Native keys derive
+/// from `REDAUTH_SESSION_SECRET`, else from the JWT secret (HKDF keeps the uses apart);
+/// compat uses `REDAUTH_SESSION_SECRET` as the library does.
+pub fn build(
+    config: &SessionCookieConfig,
+    service: &Arc<AuthService>,
+    store: Arc<dyn CookieSessionStore>,
+    clock: Arc<dyn Clock>,
+    jwt_secret: Option<&Secret>,
+) -> Result<Arc<SessionHttp>, StartError> {
+    let bad = |e: CookieSessionError| StartError::Secret(format!("cookie sessions: {e}"));
+    let format = if config.compat {
+        let secret = config.secret.clone().ok_or_else(|| {
+            StartError::Secret("cookie sessions: compat mode needs REDAUTH_SESSION_SECRET".into())
+        })?;
+        CookieFormat::Compat(CompatCodec::new(secret, config.signed))
+    } else {
+        let secret = config.secret.as_ref().or(jwt_secret).ok_or_else(|| {
+            StartError::Secret("cookie sessions: no secret to derive keys from".into())
+        })?;
+        let mode = match (config.encrypted, config.signed) {
+            (true, _) => NativeMode::Encrypted,
+            (false, true) => NativeMode::Signed,
+            (false, false) => NativeMode::Plain,
+        };
+        CookieFormat::Native(NativeCodec::new(secret, mode).map_err(|e| bad(e.into()))?)
+    };
+    let options = CookieSessionOptions {
+        cookie: config.cookie.clone(),
+        ttl_secs: config.ttl_secs,
+        use_ttl: true,
+        renew_before_expire: config.renew,
+        renew_before_secs: config.renew_before_secs,
+        user_id_pointer: Some(format!("/{LINK_KEY}/user_id")),
+    };
+    let manager = CookieSessionManager::new(store, format, options, clock).map_err(bad)?;
+    Ok(Arc::new(SessionHttp {
+        auth: SessionAuth::new(service.clone(), Arc::new(manager), config.cache_secs),
+        issues_tokens: config.login_issues != LoginIssues::Session,
+        issues_session: config.login_issues != LoginIssues::Tokens,
+    }))
+}
