@@ -16,6 +16,7 @@ mod cross_origin;
 mod embedded_mode;
 mod enumeration;
 mod http_hygiene;
+mod interop_sveltekit;
 mod jwt_attacks;
 mod logs;
 mod sessions;
