@@ -128,6 +128,8 @@ pub enum SessionsCommand {
     },
     Revoke {
         username: String,
+        /// Session ids are base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         session_id: String,
     },
     RevokeAll {

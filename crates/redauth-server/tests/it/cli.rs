@@ -190,6 +190,25 @@ async fn admin_commands_manage_users_roles_and_sessions() {
 }
 
 #[test]
+fn session_ids_starting_with_a_dash_are_accepted() {
+    let cli = Cli::try_parse_from([
+        "redauth",
+        "sessions",
+        "revoke",
+        "alice",
+        "-abcdefghijklmnopqrstu",
+    ])
+    .unwrap();
+    let Some(redauth_server::cli::Command::Sessions(
+        redauth_server::cli::SessionsCommand::Revoke { session_id, .. },
+    )) = cli.command
+    else {
+        panic!("parsed as {:?}", cli.command)
+    };
+    assert_eq!(session_id, "-abcdefghijklmnopqrstu");
+}
+
+#[test]
 fn passwords_are_never_accepted_as_arguments() {
     let err = Cli::try_parse_from([
         "redauth",
