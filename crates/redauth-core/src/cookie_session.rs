@@ -39,7 +39,7 @@ use crate::cookie::native::NativeCodec;
 use crate::cookie::{CookieAttributes, CookieError};
 use crate::error::{AuthError, StoreError};
 use crate::ids::{is_valid_id, random_id};
-use crate::session_store::{CookieSessionStore, StoredSession, redacted};
+use crate::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession, redacted};
 
 /// Everything a cookie-session operation can fail with.
 #[derive(Debug, Error)]
@@ -365,6 +365,24 @@ impl CookieSessionManager {
             .await?
             .ok_or(CookieSessionError::NotFound)?;
         self.decode(stored)
+    }
+
+    /// [`Self::get_by_id`] together with the principal of the login session the data
+    /// links to, in one store round trip where the backend can
+    /// ([`CookieSessionStore::load_with_principal`]).
+    pub async fn get_by_id_with_principal(
+        &self,
+        id: &str,
+    ) -> Result<(CookieSession, Option<LinkedPrincipal>), CookieSessionError> {
+        if !self.format.is_id(id) {
+            return Err(CookieSessionError::InvalidCookie);
+        }
+        let (stored, linked) = self
+            .store
+            .load_with_principal(id, self.clock.now())
+            .await?
+            .ok_or(CookieSessionError::NotFound)?;
+        Ok((self.decode(stored)?, linked))
     }
 
     /// Renews `session` when [`CookieSessionOptions::renew_before_expire`] is on and less

@@ -30,6 +30,7 @@ use crate::cookie_session::{CookieSession, CookieSessionError, CookieSessionMana
 use crate::error::AuthError;
 use crate::model::Principal;
 use crate::service::{AuthService, ClientInfo, EndedSessions, IssuedTokens, SessionEndListener};
+use crate::session_store::LinkedPrincipal;
 
 /// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
 /// write it.
@@ -234,9 +235,11 @@ impl SessionAuth {
             .validate_cookie(presented.ok_or(CookieSessionError::Missing)?)?;
         let cached = self.service.cache().get_cookie_session(&id);
         let mut fresh = cached.is_none();
-        let mut session = match cached {
-            Some(c) => c.session.clone(),
-            None => self.manager.get_by_id(&id).await?,
+        // Not cached: the store reads the cookie session and the principal of the login
+        // session it links to together, in one round trip.
+        let (mut session, mut linked) = match cached {
+            Some(c) => (c.session.clone(), None),
+            None => self.manager.get_by_id_with_principal(&id).await?,
         };
         let mut principal = None;
         if let Some(link) = SessionLink::from_data(&session.data) {
@@ -245,12 +248,12 @@ impl SessionAuth {
                 if !fresh {
                     // The principal was evicted (a revocation, a role change): the
                     // cached cookie session is no longer trusted either.
-                    session = self.manager.get_by_id(&id).await?;
+                    (session, linked) = self.manager.get_by_id_with_principal(&id).await?;
                     fresh = true;
                 }
                 let link =
                     SessionLink::from_data(&session.data).ok_or(CookieSessionError::NotFound)?;
-                match self.load_principal(&link).await? {
+                match self.load_principal(&link, linked.take()).await? {
                     Some(p) => principal = Some(p),
                     None => {
                         self.service.cache().evict_cookie_session(&id);
@@ -345,21 +348,28 @@ impl SessionAuth {
         }
     }
 
-    /// The principal of a login session: the cache, else one store read.
+    /// The principal of a login session: the cache, else what the store read together
+    /// with the cookie session (`linked`, if it is for this very link), else one store
+    /// read (a backend that cannot read both at once, or data the store could not
+    /// read the link from, such as a custom serializer's).
     async fn load_principal(
         &self,
         link: &SessionLink,
+        linked: Option<LinkedPrincipal>,
     ) -> Result<Option<Arc<Principal>>, CookieSessionError> {
         let cache = self.service.cache();
         if let Some(p) = cache.get(&link.user_id, &link.session_id) {
             return Ok(Some(p));
         }
-        let rec = self
-            .service
-            .store()
-            .load_principal(&link.user_id, &link.session_id, self.service.now())
-            .await
-            .map_err(AuthError::from)?;
+        let rec = match linked {
+            Some(l) if l.user_id == link.user_id && l.session_id == link.session_id => l.record,
+            _ => self
+                .service
+                .store()
+                .load_principal(&link.user_id, &link.session_id, self.service.now())
+                .await
+                .map_err(AuthError::from)?,
+        };
         Ok(rec
             .filter(|r| !r.user.disabled)
             .map(|r| cache.insert(Principal::from_parts(&r.session, &r.user, &r.roles))))

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::clock::UnixTime;
 use crate::error::StoreError;
+use crate::store::PrincipalRecord;
 
 /// A cookie session as stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,6 +56,30 @@ impl StoredSession {
     }
 }
 
+/// The login session a cookie session's data links to, as a backend read it in the same
+/// round trip as the cookie session ([`CookieSessionStore::load_with_principal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedPrincipal {
+    /// The ids the backend found in the data (see [`link_ids`]); the caller checks them
+    /// against the link it decodes itself before trusting `record`.
+    pub user_id: String,
+    pub session_id: String,
+    /// What [`crate::Store::load_principal`] would have returned for these ids at the
+    /// same `now`: `None` if the login session is unknown, dead or its user is gone.
+    pub record: Option<PrincipalRecord>,
+}
+
+/// The user id and login-session id of the link (`session_auth::LINK_KEY`) in
+/// serialized session data, if the data is a JSON object holding one with both ids as
+/// strings. Data a custom serializer wrote usually is not JSON: then `None`, and the
+/// caller reads the principal separately.
+pub fn link_ids(data: &str) -> Option<(String, String)> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(data).ok()?;
+    let link = map.get(crate::session_auth::LINK_KEY)?;
+    let id = |k: &str| link.get(k)?.as_str().map(str::to_owned);
+    Some((id("user_id")?, id("session_id")?))
+}
+
 /// Which keys a backend uses for cookie sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieSessionLayout {
@@ -87,6 +112,19 @@ pub trait CookieSessionStore: Send + Sync + 'static {
     async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError>;
     /// The session if it is live at `now`.
     async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError>;
+    /// [`Self::load`] and, in the same round trip and snapshot, the principal of the
+    /// login session the data links to ([`link_ids`]): what a cookie-session check
+    /// needs from storage, read at once. The second part is `None` when the data names
+    /// no login session, or when the backend does not read principals: the default,
+    /// for stores that keep no users beside their cookie sessions, is a plain `load`,
+    /// and the caller then reads the principal with a second call.
+    async fn load_with_principal(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+        Ok(self.load(id, now).await?.map(|s| (s, None)))
+    }
     /// Replaces the data of a live session, keeping its expiry. Never creates one: an id
     /// the server did not issue stays unknown. `Ok(false)` if not live.
     async fn update_data(&self, id: &str, data: &str, now: UnixTime) -> Result<bool, StoreError>;

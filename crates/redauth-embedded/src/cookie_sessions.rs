@@ -3,7 +3,8 @@
 //! which a local file cannot be. The tables are documented in [`crate::tables`].
 //!
 //! Each operation is one write transaction (or one snapshot read), so it is atomic as
-//! the Redis scripts are. Expiry is judged by the `now` passed in; dead sessions are
+//! the Redis scripts are. `load_with_principal` reads the cookie session and the
+//! principal of the login session it links to from one snapshot. Expiry is judged by the `now` passed in; dead sessions are
 //! deleted by whoever meets them and by the sweeper
 //! ([`crate::EmbeddedStore::sweep_expired`]).
 
@@ -12,14 +13,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redauth_core::StoreError;
 use redauth_core::clock::UnixTime;
-use redauth_core::session_store::{CookieSessionStore, StoredSession};
+use redauth_core::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession, link_ids};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::tables::{
-    COOKIE_SESSION_EXPIRIES, COOKIE_SESSION_USERS, COOKIE_SESSIONS, DbResult, decode, encode,
+    COOKIE_SESSION_EXPIRIES, COOKIE_SESSION_USERS, COOKIE_SESSIONS, DbResult, ROLES, SESSIONS,
+    USERS, decode, encode, read_session,
 };
-use crate::{begin_write, blocking};
+use crate::{begin_write, blocking, principal};
 
 /// A `cookie_sessions` value: the same fields as the Redis native envelope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +230,49 @@ impl CookieSessionStore for EmbeddedCookieSessions {
             };
             let record: Record = decode("cookie session", json.value())?;
             Ok(record.is_live(now).then(|| record.into_session(&id)))
+        })
+        .await
+    }
+
+    async fn load_with_principal(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+        let id = id.to_owned();
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let txn = db.begin_read().db()?;
+            let table = txn.open_table(COOKIE_SESSIONS).db()?;
+            let Some(json) = table.get(id.as_str()).db()? else {
+                return Ok(None);
+            };
+            let record: Record = decode("cookie session", json.value())?;
+            if !record.is_live(now) {
+                return Ok(None);
+            }
+            // A principal that cannot be read (a corrupt row) is left to the caller, which
+            // reads it again only if it sees a link in the data, as it did before.
+            let linked = link_ids(&record.data).and_then(|(user_id, session_id)| {
+                let found = (|| {
+                    let sessions = txn.open_table(SESSIONS).db()?;
+                    match read_session(&sessions, &user_id, &session_id)? {
+                        None => Ok(None),
+                        Some(s) => principal(
+                            &txn.open_table(USERS).db()?,
+                            &txn.open_table(ROLES).db()?,
+                            s,
+                            now,
+                        ),
+                    }
+                })();
+                found.ok().map(|record| LinkedPrincipal {
+                    user_id,
+                    session_id,
+                    record,
+                })
+            });
+            Ok(Some((record.into_session(&id), linked)))
         })
         .await
     }

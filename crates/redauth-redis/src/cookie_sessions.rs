@@ -21,6 +21,11 @@
 //! expiry: `load` reports the expiry from the key's `TTL`, and the user id only from
 //! the set (or from the data, see `CookieSessionOptions::user_id_pointer`).
 //!
+//! A cookie-session check reads the session and the principal of the login session its
+//! data links to (the `redauth` key: user id and login-session id) in one script,
+//! `load_with_principal`: the login-session hash, user and role keys are the store's
+//! own ([`crate::keys`]), built from the ids in the data.
+//!
 //! Scripts that reach a user index from a session value build its key from a prefix
 //! (the index key is not known before the value is read), so on Redis Cluster they
 //! would need the two keys in one slot; redauth has no Cluster support yet.
@@ -30,12 +35,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redauth_core::StoreError;
 use redauth_core::clock::UnixTime;
-use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore, StoredSession};
+use redauth_core::session_store::{
+    CookieSessionLayout, CookieSessionStore, LinkedPrincipal, StoredSession,
+};
 use redis::Script;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use crate::{RedisConfig, RedisStore, map_err};
+use crate::keys::Keys;
+use crate::scripts::PRINCIPAL_FN;
+use crate::{RedisConfig, RedisStore, map_err, parse_principal};
 
 /// Keeps the highest-scored member's expiry on the native user index.
 const NATIVE_FIX_INDEX_TTL: &str = r"
@@ -51,6 +60,38 @@ end
 local function put(key, value, ttl)
   if ttl > 0 then redis.call('SET', key, value, 'EX', ttl) else redis.call('SET', key, value) end
 end
+";
+
+/// After `PRINCIPAL_FN`: the principal of the login session that serialized session data
+/// links to, as `session_store::link_ids` finds the link: `{uid, sid, principal or
+/// false}`, or false when the data is not a JSON object with `redauth.user_id` and
+/// `redauth.session_id` strings, or when reading the principal fails (a key of the wrong
+/// type): then the caller reads the principal itself, if it sees a link there at all,
+/// and meets the same error only then.
+/// ARGV from `base`: now, user key prefix, user key suffix, session key infix.
+const LINKED_FN: &str = r"
+local function linked(data, rkey, base)
+  local ok, d = pcall(cjson.decode, data)
+  if not ok or type(d) ~= 'table' then return false end
+  local l = d.redauth
+  if type(l) ~= 'table' then return false end
+  local uid, sid = l.user_id, l.session_id
+  if type(uid) ~= 'string' or type(sid) ~= 'string' then return false end
+  local u = ARGV[base + 1] .. uid
+  local ok, p = pcall(principal, u .. ARGV[base + 3] .. sid, u .. ARGV[base + 2], rkey, tonumber(ARGV[base]))
+  if not ok then return false end
+  return {uid, sid, p or false}
+end
+";
+
+/// KEYS: session, roles. ARGV: now, user key prefix, user key suffix, session key
+/// infix. Returns {envelope, linked} or nil (missing or dead at now).
+const NATIVE_LOAD_WITH_PRINCIPAL: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local e = cjson.decode(v)
+if dead(e, tonumber(ARGV[1])) then return false end
+return {v, linked(e.data, KEYS[2], 1)}
 ";
 
 /// KEYS: session [, user index]. ARGV: envelope, ttl (0: none), id, score, now.
@@ -167,6 +208,14 @@ if not v then return false end
 return {v, redis.call('TTL', KEYS[1])}
 ";
 
+/// KEYS: session, roles. ARGV as `NATIVE_LOAD_WITH_PRINCIPAL`. Returns {data, ttl,
+/// linked} or nil.
+const COMPAT_LOAD_WITH_PRINCIPAL: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('TTL', KEYS[1]), linked(v, KEYS[2], 1)}
+";
+
 /// KEYS: session. ARGV: ttl (0: none).
 const COMPAT_SET_EXPIRY: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -230,8 +279,10 @@ struct Scripts {
     native_delete: Script,
     native_list_user: Script,
     native_delete_user: Script,
+    native_load_with_principal: Script,
     compat_create: Script,
     compat_load: Script,
+    compat_load_with_principal: Script,
     compat_set_expiry: Script,
     compat_rename: Script,
     compat_delete: Script,
@@ -242,6 +293,11 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         let native = |body: &str| Script::new(&format!("{NATIVE_FIX_INDEX_TTL}{body}"));
+        let with_principal = |body: &str| {
+            Script::new(&format!(
+                "{NATIVE_FIX_INDEX_TTL}{PRINCIPAL_FN}{LINKED_FN}{body}"
+            ))
+        };
         Self {
             native_create: native(NATIVE_CREATE),
             native_update_data: native(NATIVE_UPDATE_DATA),
@@ -250,8 +306,10 @@ impl Scripts {
             native_delete: native(NATIVE_DELETE),
             native_list_user: native(NATIVE_LIST_USER),
             native_delete_user: native(NATIVE_DELETE_USER),
+            native_load_with_principal: with_principal(NATIVE_LOAD_WITH_PRINCIPAL),
             compat_create: Script::new(COMPAT_CREATE),
             compat_load: Script::new(COMPAT_LOAD),
+            compat_load_with_principal: with_principal(COMPAT_LOAD_WITH_PRINCIPAL),
             compat_set_expiry: Script::new(COMPAT_SET_EXPIRY),
             compat_rename: Script::new(COMPAT_RENAME),
             compat_delete: Script::new(COMPAT_DELETE),
@@ -260,7 +318,7 @@ impl Scripts {
         }
     }
 
-    fn all(&self) -> [&Script; 14] {
+    fn all(&self) -> [&Script; 16] {
         [
             &self.native_create,
             &self.native_update_data,
@@ -269,8 +327,10 @@ impl Scripts {
             &self.native_delete,
             &self.native_list_user,
             &self.native_delete_user,
+            &self.native_load_with_principal,
             &self.compat_create,
             &self.compat_load,
+            &self.compat_load_with_principal,
             &self.compat_set_expiry,
             &self.compat_rename,
             &self.compat_delete,
@@ -307,6 +367,8 @@ struct Envelope {
 pub struct RedisCookieSessionStore {
     con: ConnectionManager,
     layout: Layout,
+    /// The keys of users and login sessions, for `load_with_principal`.
+    auth_keys: Keys,
     scripts: Arc<Scripts>,
 }
 
@@ -328,7 +390,8 @@ impl RedisStore {
 
 impl RedisCookieSessionStore {
     /// A store with its own connection, for applications that want cookie sessions
-    /// without the rest of redauth. `config.key_prefix` is the native layout's prefix.
+    /// without the rest of redauth. `config.key_prefix` is the native layout's prefix,
+    /// and that of the users and login sessions cookie sessions link to.
     pub fn connect(config: &RedisConfig, layout: &CookieSessionLayout) -> Result<Self, StoreError> {
         let store = RedisStore::connect(config)?;
         Ok(store.cookie_sessions(layout))
@@ -351,6 +414,7 @@ impl RedisCookieSessionStore {
         Self {
             con,
             layout,
+            auth_keys: Keys::new(prefix),
             scripts: Arc::new(Scripts::new()),
         }
     }
@@ -427,6 +491,58 @@ fn compat_expiry(ttl: i64, now: UnixTime) -> Option<UnixTime> {
     (ttl >= 0).then(|| now + ttl)
 }
 
+/// The `linked` part of a `*_LOAD_WITH_PRINCIPAL` reply.
+fn parse_linked(v: redis::Value) -> Result<Option<LinkedPrincipal>, StoreError> {
+    let parts: Option<Vec<redis::Value>> =
+        redis::FromRedisValue::from_redis_value(v).map_err(corrupt)?;
+    let Some(parts) = parts else {
+        return Ok(None);
+    };
+    let mut it = parts.into_iter();
+    let (Some(uid), Some(sid), Some(p)) = (it.next(), it.next(), it.next()) else {
+        return Err(corrupt("linked principal reply has the wrong shape"));
+    };
+    let user_id: String = redis::FromRedisValue::from_redis_value(uid).map_err(corrupt)?;
+    let session_id: String = redis::FromRedisValue::from_redis_value(sid).map_err(corrupt)?;
+    let p: Option<Vec<redis::Value>> =
+        redis::FromRedisValue::from_redis_value(p).map_err(corrupt)?;
+    let record = p
+        .map(|parts| parse_principal(&session_id, parts))
+        .transpose()?;
+    Ok(Some(LinkedPrincipal {
+        user_id,
+        session_id,
+        record,
+    }))
+}
+
+impl RedisCookieSessionStore {
+    /// One `load_with_principal` script call. Read-only, so retried once when the
+    /// connection had dropped, as the store's `load_principal` is.
+    async fn invoke_load_with_principal(
+        &self,
+        script: &Script,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Vec<redis::Value>>, StoreError> {
+        let call = || {
+            let mut inv = script.key(self.session_key(id));
+            inv.key(self.auth_keys.roles())
+                .arg(now)
+                .arg(self.auth_keys.user_key_prefix())
+                .arg(Keys::USER_KEY_SUFFIX)
+                .arg(Keys::SESSION_KEY_INFIX);
+            let mut con = self.con();
+            async move { inv.invoke_async(&mut con).await }
+        };
+        match call().await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => call().await,
+            other => other,
+        }
+        .map_err(map_err)
+    }
+}
+
 #[async_trait]
 impl CookieSessionStore for RedisCookieSessionStore {
     async fn create(&self, s: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
@@ -493,6 +609,55 @@ impl CookieSessionStore for RedisCookieSessionStore {
                         expires_at: compat_expiry(ttl, now),
                     })
                 }))
+            }
+        }
+    }
+
+    async fn load_with_principal(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+        let shape = || corrupt("load_with_principal reply has the wrong shape");
+        match &self.layout {
+            Layout::Native { .. } => {
+                let script = &self.scripts.native_load_with_principal;
+                let Some(reply) = self.invoke_load_with_principal(script, id, now).await? else {
+                    return Ok(None);
+                };
+                let mut it = reply.into_iter();
+                let (Some(v), Some(linked)) = (it.next(), it.next()) else {
+                    return Err(shape());
+                };
+                let json: String = redis::FromRedisValue::from_redis_value(v).map_err(corrupt)?;
+                let session = from_envelope(id.to_owned(), &json)?;
+                if !session.is_live(now) {
+                    return Ok(None);
+                }
+                Ok(Some((session, parse_linked(linked)?)))
+            }
+            Layout::Compat { .. } => {
+                let script = &self.scripts.compat_load_with_principal;
+                let Some(reply) = self.invoke_load_with_principal(script, id, now).await? else {
+                    return Ok(None);
+                };
+                let mut it = reply.into_iter();
+                let (Some(v), Some(ttl), Some(linked)) = (it.next(), it.next(), it.next()) else {
+                    return Err(shape());
+                };
+                let data: String = redis::FromRedisValue::from_redis_value(v).map_err(corrupt)?;
+                let ttl: i64 = redis::FromRedisValue::from_redis_value(ttl).map_err(corrupt)?;
+                if ttl == -2 {
+                    return Ok(None);
+                }
+                let session = StoredSession {
+                    id: id.to_owned(),
+                    user_id: None,
+                    data,
+                    created_at: None,
+                    expires_at: compat_expiry(ttl, now),
+                };
+                Ok(Some((session, parse_linked(linked)?)))
             }
         }
     }

@@ -61,6 +61,10 @@ impl Keys {
         format!("{}{sid}", self.session_prefix(uid))
     }
 
+    /// `session(uid, sid)` is `user_key_prefix() + uid + SESSION_KEY_INFIX + sid`, for
+    /// scripts that read a login session named in a cookie session's data.
+    pub const SESSION_KEY_INFIX: &'static str = "}:s:";
+
     pub fn session_prefix(&self, uid: &str) -> String {
         format!("{}{{u:{uid}}}:s:", self.prefix)
     }
@@ -71,5 +75,23 @@ impl Keys {
 
     pub fn invalidation_channel(&self) -> String {
         format!("{}invalidations", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keys;
+
+    #[test]
+    fn scripts_build_the_same_keys_from_the_parts() {
+        let k = Keys::new("p:");
+        assert_eq!(
+            format!("{}u1{}", k.user_key_prefix(), Keys::USER_KEY_SUFFIX),
+            k.user("u1")
+        );
+        assert_eq!(
+            format!("{}u1{}s1", k.user_key_prefix(), Keys::SESSION_KEY_INFIX),
+            k.session("u1", "s1")
+        );
     }
 }

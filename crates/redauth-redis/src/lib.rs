@@ -111,8 +111,9 @@ impl RedisStore {
         })
     }
 
-    /// Loads every script into Redis' script cache, so that later calls are exactly
-    /// one `EVALSHA` each (used by tests that count round trips).
+    /// Loads every script, the cookie-session ones of both layouts included, into
+    /// Redis' script cache, so that later calls are exactly one `EVALSHA` each (used by
+    /// tests that count round trips).
     pub async fn preload_scripts(&self) -> Result<(), StoreError> {
         for s in self.scripts.all() {
             s.prepare_invoke()
@@ -120,7 +121,9 @@ impl RedisStore {
                 .await
                 .map_err(map_err)?;
         }
-        Ok(())
+        self.cookie_sessions(&redauth_core::session_store::CookieSessionLayout::Native)
+            .preload_scripts()
+            .await
     }
 
     /// Resolves once the invalidation feed is subscribed (after

@@ -9,8 +9,9 @@ use redis::Script;
 
 /// Shared by the scripts that return a principal: the session hash (flat), the user
 /// JSON and the definitions of the user's roles (nil where undefined), or nil when
-/// the session is missing or dead at `now`.
-const PRINCIPAL_FN: &str = r"
+/// the session is missing or dead at `now`. Also the second half of the cookie-session
+/// reads that return a principal (`cookie_sessions`).
+pub(crate) const PRINCIPAL_FN: &str = r"
 local function principal(skey, ukey, rkey, now)
   local s = redis.call('HGETALL', skey)
   if #s == 0 then return nil end

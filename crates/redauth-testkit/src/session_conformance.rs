@@ -13,7 +13,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use redauth_core::clock::{Clock, SystemClock, UnixTime};
 use redauth_core::ids::random_id;
-use redauth_core::session_store::{CookieSessionStore, StoredSession};
+use redauth_core::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession};
+use redauth_core::token::refresh::TokenHash;
+use redauth_core::{Role, Store};
 
 /// Generates one `#[tokio::test]` per case. `$factory` is an async fn returning a
 /// [`SessionStoreUnderTest`].
@@ -33,6 +35,10 @@ macro_rules! session_store_conformance_tests {
             delete_user_removes_that_users_sessions_only,
             data_is_stored_byte_for_byte,
             concurrent_creates_with_one_id_store_one_session,
+            load_with_principal_reads_the_linked_login_session,
+            load_with_principal_without_a_link_reads_no_principal,
+            load_with_principal_reports_dead_and_foreign_login_sessions,
+            load_with_principal_of_a_dead_cookie_session_is_none,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -56,6 +62,10 @@ pub struct SessionStoreUnderTest {
     /// entry behind (what Redis does when a key expires). A no-op where nothing
     /// expires behind the store's back (the embedded store).
     pub expire_now: Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>,
+    /// The store of users and login sessions that `load_with_principal` reads the
+    /// linked principal from (the one that made `store`). `None` for a backend that
+    /// reads no principals: its `load_with_principal` must then be `load` with `None`.
+    pub auth: Option<Arc<dyn Store>>,
     /// Kept alive for the test: a redis-server, a temporary directory…
     pub guard: Box<dyn Any + Send>,
 }
@@ -408,4 +418,201 @@ pub async fn concurrent_creates_with_one_id_store_one_session(t: SessionStoreUnd
         .count();
     assert_eq!(won, 1);
     assert_eq!(t.store.list_user(&uid, at).await.unwrap().len(), 1);
+}
+
+/// Session data linking to login session `sid` of `uid`, as `SessionAuth` writes it.
+fn linked_data(uid: &str, sid: &str) -> String {
+    format!(
+        r#"{{"theme":"dark","redauth":{{"user_id":"{uid}","session_id":"{sid}","username":"u","roles":["reader"],"permissions":["docs:read"]}}}}"#
+    )
+}
+
+/// A user holding the role `reader`, with a login session live for `idle` seconds.
+async fn logged_in(auth: &Arc<dyn Store>, at: UnixTime, idle: i64) -> (String, String) {
+    let reader = Role {
+        name: "reader".into(),
+        permissions: vec!["docs:read".into()],
+    };
+    auth.put_role(&reader).await.unwrap();
+    let mut u = crate::conformance::user(&format!(
+        "u{}",
+        &random_id().unwrap().replace(['-', '_'], "x")[..8]
+    ));
+    u.roles = vec!["reader".into()];
+    auth.create_user(&u).await.unwrap();
+    let s = crate::conformance::session(&u.id, at, 3600, idle);
+    auth.create_session(&s, &TokenHash("t0".into()), at)
+        .await
+        .unwrap();
+    (u.id, s.sid)
+}
+
+/// `load_with_principal` at `at`, checked against `load` at the same time: the same
+/// session, and a principal only from backends that read them.
+async fn load_both(
+    t: &SessionStoreUnderTest,
+    id: &str,
+    at: UnixTime,
+) -> Option<(StoredSession, Option<LinkedPrincipal>)> {
+    let got = t.store.load_with_principal(id, at).await.unwrap();
+    let plain = t.store.load(id, at).await.unwrap();
+    match (&got, &plain) {
+        (Some((s, _)), Some(p)) => assert_same(t, s, p),
+        (None, None) => {}
+        _ => panic!("load_with_principal and load disagree on whether {id} is live"),
+    }
+    if t.auth.is_none() {
+        assert!(got.as_ref().is_none_or(|(_, l)| l.is_none()));
+    }
+    got
+}
+
+pub async fn load_with_principal_reads_the_linked_login_session(t: SessionStoreUnderTest) {
+    let at = now();
+    let Some(auth) = t.auth.clone() else {
+        let s = session(&t, None, &linked_data("u", "s"), at, Some(600));
+        t.store.create(&s, at).await.unwrap();
+        load_both(&t, &s.id, at).await.expect("stored");
+        return;
+    };
+    let (uid, sid) = logged_in(&auth, at, 600).await;
+    let s = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));
+    t.store.create(&s, at).await.unwrap();
+    let (got, linked) = load_both(&t, &s.id, at).await.expect("stored");
+    assert_same(&t, &got, &s);
+    let want = auth.load_principal(&uid, &sid, at).await.unwrap();
+    assert!(want.is_some());
+    assert_eq!(
+        linked,
+        Some(LinkedPrincipal {
+            user_id: uid.clone(),
+            session_id: sid.clone(),
+            record: want,
+        }),
+        "the same record load_principal reads"
+    );
+    let roles = &linked.unwrap().record.unwrap().roles;
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].name, "reader");
+}
+
+pub async fn load_with_principal_without_a_link_reads_no_principal(t: SessionStoreUnderTest) {
+    let at = now();
+    for data in [
+        "{}",
+        r#"{"cart":[1,2]}"#,
+        "null",
+        "[1,2]",
+        "not json at all",
+        "}\"v\":\"k\"{",
+        r#"{"redauth":"someone"}"#,
+        r#"{"redauth":{"user_id":"u"}}"#,
+        r#"{"redauth":{"user_id":7,"session_id":"s"}}"#,
+        r#"[{"redauth":{"user_id":"u","session_id":"s"}}]"#,
+    ] {
+        let s = session(&t, Some(&user()), data, at, Some(600));
+        t.store.create(&s, at).await.unwrap();
+        let (got, linked) = load_both(&t, &s.id, at).await.expect("stored");
+        assert_eq!(got.data, data, "byte for byte");
+        assert_eq!(linked, None, "{data}");
+    }
+}
+
+pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: SessionStoreUnderTest) {
+    let at = now();
+    let Some(auth) = t.auth.clone() else {
+        return;
+    };
+    let (uid, sid) = logged_in(&auth, at, 600).await;
+    let (other_uid, other_sid) = logged_in(&auth, at, 600).await;
+    let unknown_sid = random_id().unwrap();
+    let cases = [
+        (uid.clone(), unknown_sid.clone(), "unknown login session"),
+        (
+            other_uid.clone(),
+            sid.clone(),
+            "another user's login session",
+        ),
+        (
+            uid.clone(),
+            other_sid.clone(),
+            "another user's login session",
+        ),
+        (user(), sid.clone(), "a user that does not exist"),
+    ];
+    for (link_uid, link_sid, what) in cases {
+        let s = session(
+            &t,
+            Some(&uid),
+            &linked_data(&link_uid, &link_sid),
+            at,
+            Some(3600),
+        );
+        t.store.create(&s, at).await.unwrap();
+        let (_, linked) = load_both(&t, &s.id, at).await.expect("stored");
+        assert_eq!(
+            linked,
+            Some(LinkedPrincipal {
+                user_id: link_uid,
+                session_id: link_sid,
+                record: None,
+            }),
+            "{what}"
+        );
+    }
+    // The cookie session outlives its login session: idle expiry, then revocation.
+    let s = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));
+    t.store.create(&s, at).await.unwrap();
+    let linked = |l: Option<(StoredSession, Option<LinkedPrincipal>)>| l.expect("stored").1;
+    let live = linked(load_both(&t, &s.id, at + 599).await).expect("a link");
+    assert!(live.record.is_some());
+    let idle = linked(load_both(&t, &s.id, at + 600).await).expect("a link");
+    assert_eq!(idle.record, None, "login session idle-expired");
+    assert!(auth.revoke_session(&uid, &sid, None).await.unwrap());
+    let revoked = linked(load_both(&t, &s.id, at).await).expect("a link");
+    assert_eq!(revoked.record, None, "login session revoked");
+    // Nor does a deleted user come back.
+    let other = session(
+        &t,
+        Some(&other_uid),
+        &linked_data(&other_uid, &other_sid),
+        at,
+        Some(3600),
+    );
+    t.store.create(&other, at).await.unwrap();
+    assert!(auth.delete_user(&other_uid).await.unwrap());
+    let gone = linked(load_both(&t, &other.id, at).await).expect("a link");
+    assert_eq!(gone.record, None, "user deleted");
+}
+
+pub async fn load_with_principal_of_a_dead_cookie_session_is_none(t: SessionStoreUnderTest) {
+    let at = now();
+    let (uid, sid) = match &t.auth {
+        Some(auth) => logged_in(auth, at, 3000).await,
+        None => (user(), random_id().unwrap()),
+    };
+    assert!(load_both(&t, &id_for(&t), at).await.is_none(), "unknown id");
+    let s = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(100));
+    t.store.create(&s, at).await.unwrap();
+    assert!(load_both(&t, &s.id, at).await.is_some());
+    let later = if t.records_expiry {
+        at + 100
+    } else {
+        (t.expire_now)(s.id.clone()).await;
+        at
+    };
+    assert!(
+        load_both(&t, &s.id, later).await.is_none(),
+        "expired, although its login session is live"
+    );
+    if let Some(auth) = &t.auth {
+        assert!(
+            auth.load_principal(&uid, &sid, later)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(t.store.delete(&s.id, Some(&uid)).await.unwrap() || !t.records_expiry);
+    assert!(load_both(&t, &s.id, at).await.is_none(), "deleted");
 }

@@ -13,14 +13,15 @@ use crate::temp_dir::TempDir;
 
 async fn embedded_sessions() -> SessionStoreUnderTest {
     let dir = TempDir::new();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     SessionStoreUnderTest {
         store: store
             .cookie_session_store(&CookieSessionLayout::Native)
             .unwrap(),
         records_expiry: true,
+        auth: Some(store),
         expire_now: Box::new(|_| Box::pin(async {})),
-        guard: Box::new((dir, store)),
+        guard: Box::new(dir),
     }
 }
 

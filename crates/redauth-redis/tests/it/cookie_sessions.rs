@@ -15,13 +15,14 @@ fn now() -> i64 {
 
 fn under_test(layout: CookieSessionLayout) -> SessionStoreUnderTest {
     let server = RedisServer::start();
-    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "conf:")).unwrap();
+    let store = Arc::new(RedisStore::connect(&RedisConfig::new(&server.url(), "conf:")).unwrap());
     let sessions = store.cookie_sessions(&layout);
     let client = server.client();
     let keys = sessions.clone();
     SessionStoreUnderTest {
         store: Arc::new(sessions),
         records_expiry: layout == CookieSessionLayout::Native,
+        auth: Some(store),
         expire_now: Box::new(move |id| {
             let client = client.clone();
             let key = keys.session_key(&id);
@@ -278,7 +279,13 @@ async fn every_operation_is_one_round_trip() {
         } else {
             "bBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
         };
-        let s = stored(id, Some("u"), "{}", Some(600));
+        // Linked to a login session, so that `load_with_principal` reads one too.
+        let s = stored(
+            id,
+            Some("u"),
+            r#"{"redauth":{"user_id":"u","session_id":"s"}}"#,
+            Some(600),
+        );
         let ops: Vec<(&str, u64)> = vec![
             ("create", {
                 let b = proxy.round_trips();
@@ -288,6 +295,12 @@ async fn every_operation_is_one_round_trip() {
             ("load", {
                 let b = proxy.round_trips();
                 store.load(id, t).await.unwrap().unwrap();
+                proxy.round_trips() - b
+            }),
+            ("load with principal", {
+                let b = proxy.round_trips();
+                let (_, linked) = store.load_with_principal(id, t).await.unwrap().unwrap();
+                assert_eq!(linked.unwrap().session_id, "s");
                 proxy.round_trips() - b
             }),
             ("update", {
