@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
 use crate::rate_limit::{Decision, RateLimit, RateLimiter};
-use crate::store::{Invalidation, RotateOutcome, RotateRequest, Store};
+use crate::store::{Invalidation, RateCharge, RotateOutcome, RotateRequest, Store};
 use crate::token::TokenKeys;
 use crate::token::access::AccessTokenCodec;
 use crate::token::refresh::RefreshToken;
@@ -322,11 +322,16 @@ impl AuthService {
         presented: &str,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
-        if let Some(ip) = &client.ip {
-            self.limit(self.limits.refresh_per_ip, &format!("refresh-ip:{ip}"), 1)
-                .await?;
-        }
         let token = RefreshToken::parse(presented)?;
+        // Charged inside the rotation call, so a refresh stays one round trip.
+        let charge = match (&client.ip, self.limits.refresh_per_ip) {
+            (Some(ip), Some(limit)) => Some(RateCharge {
+                key: format!("refresh-ip:{ip}"),
+                limit,
+                now_ms: self.clock.now().saturating_mul(1000),
+            }),
+            _ => None,
+        };
         let successor = token.successor(&self.keys);
         let req = RotateRequest {
             user_id: token.user_id.clone(),
@@ -336,6 +341,7 @@ impl AuthService {
             now: self.clock.now(),
             grace_secs: self.sessions.reuse_grace_secs,
             idle_secs: self.sessions.idle_ttl_secs,
+            charge,
         };
         match self.store.rotate_refresh(&req).await? {
             RotateOutcome::Rotated(rec) | RotateOutcome::Replayed(rec) => {
@@ -358,6 +364,9 @@ impl AuthService {
                 Err(AuthError::RefreshTokenReused)
             }
             RotateOutcome::Invalid => Err(AuthError::InvalidRefreshToken),
+            RotateOutcome::RateLimited { retry_after_secs } => {
+                Err(AuthError::RateLimited { retry_after_secs })
+            }
         }
     }
 

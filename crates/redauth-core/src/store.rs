@@ -32,6 +32,17 @@ pub struct RotateRequest {
     pub grace_secs: i64,
     /// How far a successful rotation pushes the idle expiry (capped by the absolute one).
     pub idle_secs: i64,
+    /// A brute-force budget to charge in the same atomic call, so a limited refresh
+    /// still costs one round trip (see [`crate::rate_limit`]).
+    pub charge: Option<RateCharge>,
+}
+
+/// One unit charged to a rate-limit key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCharge {
+    pub key: String,
+    pub limit: crate::rate_limit::RateLimit,
+    pub now_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +57,8 @@ pub enum RotateOutcome {
     Reused,
     /// Unknown session, or expired.
     Invalid,
+    /// The charge was refused: nothing was read or rotated.
+    RateLimited { retry_after_secs: u64 },
 }
 
 /// A message on the revocation feed: what every node must drop from its cache.

@@ -61,6 +61,9 @@ pub struct EmbeddedStore {
     /// still finishes (and commits or aborts) its transaction on a live database.
     db: Arc<Database>,
     path: PathBuf,
+    /// The brute-force limiter of this single process: handed to the service and
+    /// charged by refresh rotation.
+    limiter: Arc<redauth_core::rate_limit::MemoryRateLimiter>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -115,6 +118,7 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(db),
             path,
+            limiter: Arc::default(),
         })
     }
 
@@ -485,6 +489,13 @@ impl Store for EmbeddedStore {
 
     /// The `ROTATE_REFRESH` script of the Redis store, step for step.
     async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError> {
+        use redauth_core::rate_limit::{Decision, RateLimiter as _};
+        if let Some(c) = &req.charge
+            && let Decision::Limited { retry_after_secs } =
+                self.limiter.check(&c.key, c.limit, 1, c.now_ms).await?
+        {
+            return Ok(RotateOutcome::RateLimited { retry_after_secs });
+        }
         let req = req.clone();
         self.write(move |txn| {
             let (uid, sid, now) = (req.user_id.as_str(), req.session_id.as_str(), req.now);
@@ -588,6 +599,10 @@ impl Store for EmbeddedStore {
             sessions.remove(&user_id, &session_id)
         })
         .await
+    }
+
+    fn rate_limiter(&self) -> Arc<dyn redauth_core::rate_limit::RateLimiter> {
+        self.limiter.clone()
     }
 
     fn cookie_session_store(

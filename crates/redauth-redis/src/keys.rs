@@ -73,6 +73,10 @@ impl Keys {
         format!("{}{{u:{uid}}}:sessions", self.prefix)
     }
 
+    pub fn rate_limit(&self, key: &str) -> String {
+        format!("{}rl:{key}", self.prefix)
+    }
+
     pub fn invalidation_channel(&self) -> String {
         format!("{}invalidations", self.prefix)
     }

@@ -138,7 +138,7 @@ impl RedisStore {
 
     /// A rate limiter sharing this store's connection and key prefix.
     pub fn rate_limiter(&self) -> RedisRateLimiter {
-        RedisRateLimiter::new(self.con(), self.keys.prefix())
+        RedisRateLimiter::new(self.con(), &self.keys)
     }
 
     /// Runs a read-only operation, once more if the connection had dropped (after a
@@ -452,11 +452,11 @@ impl Store for RedisStore {
     }
 
     async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError> {
-        let reply: Vec<Value> = self
+        let mut inv = self
             .scripts
             .rotate_refresh
-            .key(self.keys.session(&req.user_id, &req.session_id))
-            .key(self.keys.user(&req.user_id))
+            .key(self.keys.session(&req.user_id, &req.session_id));
+        inv.key(self.keys.user(&req.user_id))
             .key(self.keys.roles())
             .key(self.keys.user_sessions(&req.user_id))
             .arg(&req.presented.0)
@@ -465,16 +465,37 @@ impl Store for RedisStore {
             .arg(req.grace_secs)
             .arg(req.idle_secs)
             .arg(self.keys.invalidation_channel())
-            .arg(&req.session_id)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .arg(&req.session_id);
+        match &req.charge {
+            Some(c) => {
+                inv.key(self.keys.rate_limit(&c.key))
+                    .arg("1")
+                    .arg(c.now_ms)
+                    .arg(c.limit.interval_ms())
+                    .arg(c.limit.tolerance_ms());
+            }
+            None => {
+                inv.arg("0");
+            }
+        }
+        let reply: Vec<Value> = inv.invoke_async(&mut self.con()).await.map_err(map_err)?;
         let mut it = reply.into_iter();
         let code: i64 = from_value(it.next().ok_or_else(|| corrupt("empty rotate reply"))?)?;
         Ok(match code {
             1 => RotateOutcome::Rotated(parse_principal(&req.session_id, it.collect())?),
             2 => RotateOutcome::Replayed(parse_principal(&req.session_id, it.collect())?),
             -1 => RotateOutcome::Reused,
+            -3 => {
+                let wait_ms: i64 = it.next().map(from_value).transpose()?.unwrap_or(1000);
+                match redauth_core::rate_limit::Decision::after_wait(wait_ms) {
+                    redauth_core::rate_limit::Decision::Limited { retry_after_secs } => {
+                        RotateOutcome::RateLimited { retry_after_secs }
+                    }
+                    redauth_core::rate_limit::Decision::Allowed => RotateOutcome::RateLimited {
+                        retry_after_secs: 1,
+                    },
+                }
+            }
             _ => RotateOutcome::Invalid,
         })
     }

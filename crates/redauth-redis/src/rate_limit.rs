@@ -10,38 +10,41 @@ use redauth_core::rate_limit::{Decision, RateLimit, RateLimiter};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-/// KEYS: the limit's key. ARGV: now ms, interval ms, tolerance ms, cost.
-/// Returns 0 when allowed, else the milliseconds to wait.
-const GCRA: &str = r"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if cost == 0 then
-  if tat - now > tolerance then return tat - now - tolerance end
+/// `gcra(key, now ms, interval ms, tolerance ms, cost)`: the GCRA step of
+/// `redauth_core::rate_limit::RateLimit::step`. Returns 0 when allowed (and charged),
+/// else the milliseconds to wait. Shared with the refresh-rotation script, which charges
+/// the per-IP budget in the same call.
+pub(crate) const GCRA_FN: &str = r"
+local function gcra(key, now, interval, tolerance, cost)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  if cost == 0 then
+    if tat - now > tolerance then return tat - now - tolerance end
+    return 0
+  end
+  local new_tat = tat + interval * cost
+  local earliest = new_tat - interval - tolerance
+  if earliest > now then return earliest - now end
+  redis.call('SET', key, string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
   return 0
 end
-local new_tat = tat + interval * cost
-local earliest = new_tat - interval - tolerance
-if earliest > now then return earliest - now end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
-return 0
 ";
+
+/// KEYS: the limit's key. ARGV: now ms, interval ms, tolerance ms, cost.
+const GCRA: &str = "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))";
 
 pub struct RedisRateLimiter {
     con: ConnectionManager,
-    prefix: String,
+    keys: crate::keys::Keys,
     script: Script,
 }
 
 impl RedisRateLimiter {
-    pub(crate) fn new(con: ConnectionManager, prefix: &str) -> Self {
+    pub(crate) fn new(con: ConnectionManager, keys: &crate::keys::Keys) -> Self {
         Self {
             con,
-            prefix: format!("{prefix}rl:"),
-            script: Script::new(GCRA),
+            keys: keys.clone(),
+            script: Script::new(&format!("{GCRA_FN}{GCRA}")),
         }
     }
 }
@@ -57,7 +60,7 @@ impl RateLimiter for RedisRateLimiter {
     ) -> Result<Decision, StoreError> {
         let wait_ms: i64 = self
             .script
-            .key(format!("{}{key}", self.prefix))
+            .key(self.keys.rate_limit(key))
             .arg(now_ms)
             .arg(limit.interval_ms())
             .arg(limit.tolerance_ms())

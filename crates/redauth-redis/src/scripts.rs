@@ -34,11 +34,17 @@ if not p then return false end
 return p
 ";
 
-/// KEYS: session, user, roles, user's session index.
-/// ARGV: presented hash, successor hash, now, grace secs, idle secs, channel, sid.
+/// KEYS: session, user, roles, user's session index[, rate-limit key].
+/// ARGV: presented hash, successor hash, now, grace secs, idle secs, channel, sid,
+/// '1' to charge the rate-limit key (then: now ms, interval ms, tolerance ms) or '0'.
 /// Returns {1, principal...} rotated, {2, principal...} replayed within grace,
-/// {-1} reuse (session revoked and announced), {0} unknown or expired.
+/// {-1} reuse (session revoked and announced), {0} unknown or expired,
+/// {-3, wait ms} refused by the rate limit (nothing else touched).
 const ROTATE_REFRESH: &str = r"
+if ARGV[8] == '1' then
+  local wait = gcra(KEYS[5], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+  if wait > 0 then return {-3, wait} end
+end
 local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rot_at', 'abs_exp', 'idle_exp')
 if not s[1] then return {0} end
 local now = tonumber(ARGV[3])
@@ -207,7 +213,10 @@ impl Scripts {
         let with_principal = |body: &str| Script::new(&format!("{PRINCIPAL_FN}{body}"));
         Self {
             load_principal: with_principal(LOAD_PRINCIPAL),
-            rotate_refresh: with_principal(ROTATE_REFRESH),
+            rotate_refresh: Script::new(&format!(
+                "{PRINCIPAL_FN}{}{ROTATE_REFRESH}",
+                crate::rate_limit::GCRA_FN
+            )),
             create_session: Script::new(CREATE_SESSION),
             list_sessions: Script::new(LIST_SESSIONS),
             revoke_session: Script::new(REVOKE_SESSION),

@@ -362,9 +362,10 @@ impl Config {
                 "REDAUTH_ARGON2_* : iterations and parallelism must be >= 1 and memory_kib >= 8 x parallelism",
             ));
         }
-        let hash_concurrency = s
-            .hash_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // One core stays free of hashing, so a login storm cannot stall token checks.
+        let hash_concurrency = s.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+        });
         if hash_concurrency == 0 {
             return Err(err(
                 "REDAUTH_HASH_CONCURRENCY (hash_concurrency) must be at least 1",

@@ -40,6 +40,7 @@ macro_rules! store_conformance_tests {
             replay_with_another_successor_is_reuse,
             one_user_cannot_revoke_another_users_session,
             an_empty_proof_revokes_nothing,
+            rotation_charges_its_rate_limit_in_the_same_call,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -99,6 +100,7 @@ fn rotate(s: &Session, presented: &str, successor: &str, t: UnixTime) -> RotateR
         now: t,
         grace_secs: 10,
         idle_secs: 3600,
+        charge: None,
     }
 }
 
@@ -704,4 +706,59 @@ pub async fn an_empty_proof_revokes_nothing(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
+}
+
+pub async fn rotation_charges_its_rate_limit_in_the_same_call(store: Arc<dyn Store>) {
+    use redauth_core::rate_limit::RateLimit;
+    use redauth_core::store::RateCharge;
+    let u = stored_user(&store, "vera").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    let charge = |key: &str| {
+        Some(RateCharge {
+            key: key.into(),
+            limit: RateLimit {
+                burst: 2,
+                interval_secs: 60,
+            },
+            now_ms: t * 1000,
+        })
+    };
+    let charged = |presented: &str, successor: &str, key: &str| RotateRequest {
+        charge: charge(key),
+        ..rotate(&s, presented, successor, t)
+    };
+    assert!(matches!(
+        store
+            .rotate_refresh(&charged("t0", "t1", "ip-a"))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh(&charged("t1", "t2", "ip-a"))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh(&charged("t2", "t3", "ip-a"))
+            .await
+            .unwrap(),
+        RotateOutcome::RateLimited {
+            retry_after_secs: 60
+        }
+    );
+    // Refused before anything was read or rotated: t2 is still current and usable.
+    let RotateOutcome::Rotated(rec) = store
+        .rotate_refresh(&charged("t2", "t3", "ip-b"))
+        .await
+        .unwrap()
+    else {
+        panic!("another key has its own budget and t2 was untouched")
+    };
+    assert_eq!(rec.session.refresh_generation, 3);
 }

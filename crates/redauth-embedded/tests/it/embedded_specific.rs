@@ -28,6 +28,7 @@ fn rotate(s: &Session, presented: &str, successor: &str, now: UnixTime) -> Rotat
         now,
         grace_secs: 10,
         idle_secs: 3600,
+        charge: None,
     }
 }
 

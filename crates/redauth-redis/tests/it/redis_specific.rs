@@ -46,6 +46,15 @@ async fn principal_load_and_rotation_are_one_round_trip_each() {
         now: now(),
         grace_secs: 5,
         idle_secs: 3600,
+        // With a per-IP budget charged, as in production: still one round trip.
+        charge: Some(redauth_core::store::RateCharge {
+            key: "refresh-ip:192.0.2.1".into(),
+            limit: redauth_core::rate_limit::RateLimit {
+                burst: 10,
+                interval_secs: 1,
+            },
+            now_ms: now() * 1000,
+        }),
     };
     assert!(matches!(
         store.rotate_refresh(&req).await.unwrap(),

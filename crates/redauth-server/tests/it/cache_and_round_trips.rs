@@ -60,8 +60,21 @@ async fn a_refresh_is_exactly_one_round_trip() {
     app.user("alice", &["reader"]).await;
     let (_, mut rt) = app.login("alice").await;
     for _ in 0..3 {
+        // From a real client address, so the per-IP refresh limit is charged too: it
+        // rides in the same call.
+        let mut req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/refresh")
+            .header("cookie", format!("redauth_refresh={rt}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [192, 0, 2, 9],
+                4000,
+            ))));
         let before = app.round_trips();
-        let r = app.refresh_with_cookie(&rt).await;
+        let r = app.call(req).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(app.round_trips() - before, 1);
         rt = r.set_cookie("redauth_refresh").unwrap();
