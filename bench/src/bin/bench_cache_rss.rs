@@ -1,0 +1,90 @@
+//! P5's subject: a process that does nothing but fill a
+//! [`SessionCache`](redauth_core::cache::SessionCache), so its resident set is the
+//! cache's cost plus a small fixed floor (printed as the first line, `inserted=0`).
+//!
+//! `--capacity N --checkpoints A,B,…` inserts distinct sessions until each checkpoint
+//! and prints `inserted=… entries=… rss_kib=…` there. Principals look like real ones:
+//! 22-character ids, a username, one role and its permission. `--minimal` inserts
+//! principals that own no heap memory besides the key, to measure what the cache
+//! itself costs per entry (an experiment for docs/performance.md, not a workload).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use redauth_core::cache::SessionCache;
+use redauth_core::{Clock, Principal, SystemClock};
+
+fn arg(name: &str) -> Option<String> {
+    let mut args = std::env::args().skip_while(|a| a != name);
+    args.next()?;
+    args.next()
+}
+
+/// A distinct 22-character id per `n` (the length of a real one) for `kind`.
+fn id(kind: char, n: u64) -> String {
+    format!("{kind}{n:021}")
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let Some(capacity) = arg("--capacity").and_then(|c| c.parse::<u64>().ok()) else {
+        eprintln!("usage: bench-cache-rss --capacity N --checkpoints A,B,...");
+        return ExitCode::FAILURE;
+    };
+    let checkpoints: Vec<u64> = arg("--checkpoints")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    let minimal = std::env::args().any(|a| a == "--minimal");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let expires = clock.now() + 24 * 3600;
+    let cache = SessionCache::new(capacity, clock);
+    println!("inserted=0 entries=0 rss_kib={}", rss_kib());
+    let mut inserted = 0u64;
+    for checkpoint in checkpoints {
+        while inserted < checkpoint {
+            // Ten sessions per user, as with a few devices per account.
+            let user = inserted / 10;
+            cache.insert(if minimal {
+                Principal {
+                    user_id: String::new(),
+                    username: String::new(),
+                    roles: Vec::new(),
+                    permissions: Default::default(),
+                    session_id: id('s', inserted),
+                    session_expires_at: expires,
+                }
+            } else {
+                Principal {
+                    user_id: id('u', user),
+                    username: format!("user{user}@example.com"),
+                    roles: vec!["reader".into()],
+                    permissions: ["reader:use".to_owned()].into_iter().collect(),
+                    session_id: id('s', inserted),
+                    session_expires_at: expires,
+                }
+            });
+            inserted += 1;
+        }
+        let entries = cache.len();
+        println!(
+            "inserted={inserted} entries={entries} rss_kib={}",
+            rss_kib()
+        );
+    }
+    ExitCode::SUCCESS
+}
