@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redauth_core::service::IssuedTokens;
 use redauth_core::{AuthError, Session};
@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, AuthUser, bearer_token, client_info, cookie};
+use super::extract::{
+    ApiJson, AuthUser, bearer_token, client_info, cookie, is_json, parse_json,
+    unsupported_media_type,
+};
 
 /// How the client wants its refresh token. `cookie` (default) keeps it out of reach
 /// of page scripts; `body` is for clients that cannot hold cookies (mobile, CLI,
@@ -143,23 +146,10 @@ fn presented_refresh_token(
         ));
     }
     if !is_json(&parts.headers) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected Content-Type: application/json",
-        ));
+        return Err(unsupported_media_type());
     }
-    let req: RefreshRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))?;
+    let req: RefreshRequest = parse_json(&body)?;
     Ok((Some(req.refresh_token), Delivery::Body))
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
 pub async fn refresh(

@@ -2,7 +2,7 @@
 //! `{"error": "<stable_code>", "message": "<human text>"}`; codes never change meaning.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redauth_core::AuthError;
@@ -105,21 +105,6 @@ impl From<CookieSessionError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected Content-Type: application/json",
-            ),
-            JsonRejection::BytesRejection(b) => b.into(),
-            // serde's message names the field and what was expected; it never echoes values.
-            other => Self::invalid_request(other.body_text()),
-        }
-    }
-}
-
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -164,6 +149,30 @@ impl IntoResponse for ApiError {
         }
         res
     }
+}
+
+/// serde's messages quote the offending input (`invalid type: string "…"`, ``unknown
+/// variant `…` ``); a password typed into the wrong field must not come back in an
+/// error body. Field names and expected types stay; quoted values become `…`.
+pub fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None if c == '"' || c == '`' => {
+                out.push(c);
+                open = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 pub async fn not_found() -> ApiError {

@@ -67,6 +67,45 @@ async fn malformed_login_bodies_are_400_415_or_413() {
 }
 
 #[tokio::test]
+async fn error_bodies_never_echo_the_values_sent() {
+    let app = TestApp::start().await;
+    const MARKER: &str = "MARKER-secret-value-77";
+    for body in [
+        json!({"username": "alice", "password": PASSWORD, "refresh_token_delivery": MARKER}),
+        json!({"username": "alice", "password": [MARKER]}),
+        json!({"username": {"nested": MARKER}, "password": MARKER}),
+        json!({MARKER: "x", "username": "alice", "password": PASSWORD}),
+    ] {
+        let r = app.post("/api/auth/login", body.clone()).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
+        assert!(!r.body.to_string().contains("MARKER"), "{}", r.body);
+    }
+    let r = app
+        .post("/api/auth/refresh", json!({"refresh_token": [MARKER]}))
+        .await;
+    assert_eq!(r.error_code(), "invalid_request");
+    assert!(!r.body.to_string().contains("MARKER"), "{}", r.body);
+    let m = app
+        .post(
+            "/api/auth/login",
+            json!({"username": "alice", "password": 5}),
+        )
+        .await;
+    assert!(
+        m.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 column"),
+        "says where: {}",
+        m.body
+    );
+}
+
+#[tokio::test]
 async fn refresh_body_must_be_json_of_the_right_shape() {
     let app = TestApp::start().await;
     let req = Request::builder()
