@@ -52,6 +52,8 @@ async fn malformed_login_bodies_are_400_415_or_413() {
         json!({"username": "alice", "password": 12}).to_string(),
         json!({"username": "alice"}).to_string(),
         json!({"username": "alice", "password": PASSWORD, "admin": true}).to_string(),
+        json!(["alice", PASSWORD]).to_string(),
+        json!(["alice", PASSWORD, "body"]).to_string(),
         json!({"username": "alice", "password": PASSWORD, "refresh_token_delivery": "carrier-pigeon"}).to_string(),
     ] {
         let r = app.call(raw(Some("application/json"), body.clone())).await;
