@@ -133,7 +133,9 @@ const CONTENT_TYPES: &[Option<&str>] = &[
 ];
 
 fn check<T: DeserializeOwned>(shape: &Shape, content_type: Option<&str>, body: &[u8]) {
-    let typed = serde_json::from_slice::<T>(body);
+    // redauth's own body parser (objects only), not bare serde, which also reads a
+    // struct from an array.
+    let typed = redauth_server::http::extract::parse_json::<T>(body);
     let value = serde_json::from_slice::<Value>(body);
     if typed.is_ok() {
         let value = value.as_ref().expect("typed parse implies JSON");
