@@ -125,7 +125,7 @@ pub async fn start_redauth(env: &[(String, String)], prefix: &[String]) -> Resul
             if line.contains("redauth listening") {
                 let addr = serde_json::from_str::<serde_json::Value>(&line)
                     .ok()
-                    .and_then(|v| v.pointer("/fields/addr")?.as_str()?.parse().ok())
+                    .and_then(|v| v.pointer("/addr")?.as_str()?.parse().ok())
                     .ok_or_else(|| format!("no address in {line}"));
                 let _ = found.send(addr);
                 break;

@@ -207,7 +207,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
-    crate::logging::init(config.log_format);
+    // Held until serve returns, so queued log lines are flushed on the way out.
+    let _log_writer = crate::logging::init(config.log_format);
     let built = app::build(&config, Arc::new(SystemClock)).await?;
     app::watch_store_until_ready(built.service.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

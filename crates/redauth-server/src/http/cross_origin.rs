@@ -10,7 +10,7 @@
 //! credentials allowed and `Vary: Origin`; everyone else gets none, so browsers keep
 //! them out.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -52,13 +52,15 @@ fn csrf_verdict(state: &AppState, method: &Method, headers: &HeaderMap) -> Resul
     }
 }
 
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Answers a CORS preflight, or runs the request if the CSRF check passes; either way
+/// adds the CORS headers an allowed origin gets.
+pub async fn apply(state: &AppState, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let allowed_origin = origin.filter(|o| is_allowed(&state, o));
+    let allowed_origin = origin.filter(|o| is_allowed(state, o));
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
@@ -82,7 +84,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         res
     } else {
-        match csrf_verdict(&state, req.method(), req.headers()) {
+        match csrf_verdict(state, req.method(), req.headers()) {
             Ok(()) => next.run(req).await,
             Err(e) => e.into_response(),
         }

@@ -8,19 +8,20 @@ pub mod error;
 pub mod extract;
 pub mod session;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use redauth_core::AuthService;
-use tracing::Instrument as _;
 
 use self::error::ApiError;
+use crate::logging;
 
 /// Largest request body accepted; real requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -122,16 +123,7 @@ pub fn router(state: AppState) -> Router {
     api.fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            cross_origin::guard,
-        ))
-        .layer(middleware::map_response_with_state(
-            state.clone(),
-            security_headers,
-        ))
-        .layer(middleware::from_fn(request_context))
-        .layer(middleware::from_fn(limit_header_size))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state)
 }
 
@@ -144,10 +136,52 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::
     Ok(axum::Json(serde_json::json!({ "status": "ready" })))
 }
 
+/// Everything every request goes through, in one middleware (four separate layers
+/// cost a boxed future and a service clone each per request; see
+/// docs/performance.md). In order:
+///
+/// 1. a request id: the caller's `x-request-id` if it is sane, else a new one; every
+///    log line written for the request carries it, and the response echoes it;
+/// 2. oversized headers are refused (431);
+/// 3. cross-origin rules: CORS preflight and headers, the CSRF check
+///    ([`cross_origin`]);
+/// 4. security headers on every response, errors included;
+/// 5. one access-log line. Only the path is logged: query strings and bodies never are.
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    logging::with_request_id(request_id.clone(), async move {
+        let mut res = if headers_too_large(req.headers()) {
+            ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request_header_fields_too_large",
+                "request headers are too large",
+            )
+            .into_response()
+        } else {
+            cross_origin::apply(&state, req, next).await
+        };
+        security_headers(&state, res.headers_mut());
+        res.headers_mut().insert(X_REQUEST_ID, request_id);
+        tracing::info!(
+            method = method.as_str(),
+            path = uri.path(),
+            status = res.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        res
+    })
+    .await
+}
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
 /// Responses carry credentials or identity: nothing may cache them, sniff them, frame
 /// them or leak them through a referrer.
-async fn security_headers(State(state): State<AppState>, mut res: Response) -> Response {
-    let h = res.headers_mut();
+fn security_headers(state: &AppState, h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -168,55 +202,36 @@ async fn security_headers(State(state): State<AppState>, mut res: Response) -> R
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    res
 }
 
-/// Gives every request an id (the caller's `x-request-id` if it is sane, else a new
-/// one), runs it inside a span carrying that id so every log line has it, echoes it
-/// in the response and writes one access-log line. Only the path is logged: query
-/// strings and bodies never are.
-async fn request_context(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(new_request_id, str::to_owned);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
-    async move {
-        let started = Instant::now();
-        let mut res = next.run(req).await;
-        tracing::info!(
-            status = res.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            res.headers_mut().insert("x-request-id", v);
-        }
-        res
-    }
-    .instrument(span)
-    .await
-}
-
-async fn limit_header_size(req: Request, next: Next) -> Response {
-    let total: usize = req
-        .headers()
+fn headers_too_large(headers: &HeaderMap) -> bool {
+    let total: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
-    if total > MAX_HEADER_BYTES {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request_header_fields_too_large",
-            "request headers are too large",
-        )
-        .into_response();
-    }
-    next.run(req).await
+    total > MAX_HEADER_BYTES
 }
 
-fn new_request_id() -> String {
-    redauth_core::ids::random_id().unwrap_or_else(|_| "unavailable".into())
+/// The caller's id when it is 1–128 visible ASCII characters, else a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(X_REQUEST_ID)
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id)
+}
+
+/// `<per-process random prefix>.<counter>`: unique across processes and restarts
+/// without a system call per request. Request ids correlate log lines; they are not
+/// secrets, so being sequential is fine.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: LazyLock<String> = LazyLock::new(|| {
+        redauth_core::ids::random_id().map_or_else(|_| "local".into(), |id| id[..11].to_owned())
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{}.{n:x}", *PREFIX))
+        .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
 }

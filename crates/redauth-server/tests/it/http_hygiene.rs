@@ -203,7 +203,15 @@ async fn request_ids_are_propagated_or_generated() {
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
     let r = app.send(Method::GET, "/healthz", None, &[]).await;
     let generated = r.header("x-request-id").unwrap().to_owned();
-    assert_eq!(generated.len(), 22);
+    let r = app.send(Method::GET, "/healthz", None, &[]).await;
+    let next = r.header("x-request-id").unwrap().to_owned();
+    assert_ne!(generated, next, "every request gets its own id");
+    let (prefix, _) = generated.split_once('.').unwrap();
+    assert_eq!(prefix.len(), 11, "a random per-process prefix: {generated}");
+    assert!(
+        next.starts_with(&format!("{prefix}.")),
+        "{generated} / {next}"
+    );
     let r = app
         .send(
             Method::GET,

@@ -191,9 +191,14 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
     for line in &lines {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        if v.get("span").is_some_and(|s| s["name"] == "request") {
+        if v["message"] == "request" {
             request_lines += 1;
-            assert!(v["span"]["request_id"].is_string(), "{line}");
+            assert!(v["request_id"].is_string(), "{line}");
+            assert!(
+                v["path"].as_str().is_some_and(|p| p.starts_with('/')),
+                "{line}"
+            );
+            assert!(v["status"].is_u64(), "{line}");
         }
     }
     assert!(request_lines >= 10, "{request_lines}");
@@ -201,8 +206,22 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
         text.contains("\"request_id\":\"req-login-1\""),
         "propagated id is logged"
     );
+    let theft = lines
+        .iter()
+        .find(|l| l.contains("refresh token reused"))
+        .expect("theft is logged (without the token)");
+    let theft: serde_json::Value = serde_json::from_str(theft).unwrap();
+    let theft_id = theft["request_id"]
+        .as_str()
+        .expect("a line logged inside a handler carries the request id");
     assert!(
-        text.contains("refresh token reused"),
-        "theft is logged (without the token)"
+        lines.iter().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"] == "request"
+                && v["request_id"] == theft_id
+                && v["path"] == "/api/auth/refresh"
+                && v["status"] == 401
+        }),
+        "the theft line's request id is the refresh request's: {theft_id}"
     );
 }

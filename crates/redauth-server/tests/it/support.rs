@@ -343,7 +343,7 @@ pub fn serve_env(
         let _ = tx.send(line.clone());
         if line.contains("redauth listening") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["fields"]["addr"].as_str().unwrap().to_owned();
+            break v["addr"].as_str().unwrap().to_owned();
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
