@@ -1,5 +1,6 @@
-//! Log output: one JSON object per line (or readable text), written by a background
-//! thread so a request never waits on `write(2)`.
+//! Log output: one JSON object per line (or readable text), appended to a buffer that a
+//! background thread writes out in batches, so a request never waits on `write(2)` and
+//! never wakes another thread.
 //!
 //! Every line written while handling a request carries that request's `request_id`.
 //! The id travels in a task-local set by the HTTP edge middleware ([`with_request_id`])
@@ -11,21 +12,25 @@
 //! built a `serde_json` map per event. Lines are flat objects:
 //! `{"timestamp","level","target","request_id"?, "message", …fields}`.
 //!
-//! Lines are never dropped: when the writer thread falls behind by
-//! [`BUFFERED_LINES`], logging blocks instead of losing audit lines.
+//! Lines reach stderr within [`FLUSH_INTERVAL`], sooner when [`FLUSH_BYTES`] are
+//! waiting. They are never dropped: past [`MAX_BUFFERED_BYTES`] the logging thread
+//! writes the batch itself (backpressure) rather than lose audit lines.
 //!
 //! Nothing logs passwords, tokens or secrets: handlers never log bodies, models hide
 //! their hashes in `Debug`, and secrets print as `[redacted]`.
 
 use std::fmt::{self, Write as _};
 use std::future::Future;
-use std::io::BufWriter;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::http::HeaderValue;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -33,8 +38,12 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
-/// Lines queued for the writer thread before logging applies backpressure.
-pub const BUFFERED_LINES: usize = 64 * 1024;
+/// Longest a line waits in the buffer.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// A buffer this full is written out at once.
+pub const FLUSH_BYTES: usize = 64 * 1024;
+/// A buffer this full is written by the thread that logs (the writer fell behind).
+pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 
 tokio::task_local! {
     static REQUEST_ID: HeaderValue;
@@ -45,16 +54,11 @@ pub async fn with_request_id<F: Future>(id: HeaderValue, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await
 }
 
-/// Installs the global subscriber. Keep the guard until exit: dropping it flushes the
-/// lines still queued.
-pub fn init(format: LogFormat) -> WorkerGuard {
+/// Installs the global subscriber. Keep the guard until exit: dropping it writes the
+/// lines still buffered.
+pub fn init(format: LogFormat) -> FlushOnDrop {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // The writer thread flushes after draining the queue, so a burst is one write.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("redauth-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let (writer, guard) = BatchWriter::spawn(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -63,6 +67,114 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         })
         .try_init();
     guard
+}
+
+/// Collects whole lines (the formatter hands over each line in one `write`) for the
+/// thread started by [`BatchWriter::spawn`].
+#[derive(Clone)]
+pub struct BatchWriter(Arc<Batch>);
+
+/// The buffer behind a [`BatchWriter`]; writing to `&Batch` appends a line.
+pub struct Batch {
+    lines: Mutex<Vec<u8>>,
+    /// Locked before `lines` is released, so batches reach it in the order they left.
+    out: Mutex<Box<dyn Write + Send>>,
+    full_or_closing: Condvar,
+    closing: AtomicBool,
+}
+
+/// Stops the writer thread after it has written everything buffered.
+pub struct FlushOnDrop {
+    batch: Arc<Batch>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BatchWriter {
+    pub fn spawn(out: impl Write + Send + 'static) -> (Self, FlushOnDrop) {
+        let batch = Arc::new(Batch {
+            lines: Mutex::new(Vec::with_capacity(FLUSH_BYTES)),
+            out: Mutex::new(Box::new(out)),
+            full_or_closing: Condvar::new(),
+            closing: AtomicBool::new(false),
+        });
+        let shared = batch.clone();
+        let thread = std::thread::Builder::new()
+            .name("redauth-log".into())
+            .spawn(move || {
+                let mut spare = Vec::with_capacity(FLUSH_BYTES);
+                loop {
+                    let lines = lock(&shared.lines);
+                    let (mut lines, _) = shared
+                        .full_or_closing
+                        .wait_timeout_while(lines, FLUSH_INTERVAL, |l| {
+                            l.len() < FLUSH_BYTES && !shared.closing.load(Ordering::Acquire)
+                        })
+                        .unwrap_or_else(PoisonError::into_inner);
+                    std::mem::swap(&mut *lines, &mut spare);
+                    let closing = shared.closing.load(Ordering::Acquire);
+                    let mut out = lock(&shared.out);
+                    drop(lines);
+                    write_batch(&mut **out, &mut spare);
+                    if closing {
+                        break;
+                    }
+                }
+            })
+            .ok();
+        (Self(batch.clone()), FlushOnDrop { batch, thread })
+    }
+}
+
+/// Writes and empties `batch`. Nowhere to report a failing stderr: the next batch
+/// tries again.
+fn write_batch(out: &mut dyn Write, batch: &mut Vec<u8>) {
+    if !batch.is_empty() {
+        let _ = out.write_all(batch).and_then(|()| out.flush());
+        batch.clear();
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Write for &Batch {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let mut lines = lock(&self.lines);
+        lines.extend_from_slice(line);
+        if lines.len() >= MAX_BUFFERED_BYTES {
+            // The writer thread fell behind: write here, holding up every logger.
+            let mut batch = std::mem::take(&mut *lines);
+            let mut out = lock(&self.out);
+            drop(lines);
+            write_batch(&mut **out, &mut batch);
+        } else if lines.len() >= FLUSH_BYTES {
+            self.full_or_closing.notify_one();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchWriter {
+    type Writer = &'a Batch;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        &self.0
+    }
+}
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.batch.closing.store(true, Ordering::Release);
+        self.batch.full_or_closing.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Formats one event as a JSON object or as `time LEVEL target: message k=v …`.
@@ -315,6 +427,35 @@ mod tests {
             "{}",
             lines[0]
         );
+    }
+
+    #[test]
+    fn every_line_is_written_whole_and_in_order_by_the_time_the_guard_drops() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let (writer, guard) = BatchWriter::spawn(Sink(out.clone()));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let writer = writer.clone();
+                s.spawn(move || {
+                    for i in 0..5_000 {
+                        let line = format!("{t} {i} {}\n", "x".repeat(i % 97));
+                        writer.make_writer().write_all(line.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        drop(guard);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let mut next = [0usize; 4];
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            let t: usize = parts.next().unwrap().parse().unwrap();
+            let i: usize = parts.next().unwrap().parse().unwrap();
+            assert_eq!(i, next[t], "thread {t}'s lines in order");
+            assert_eq!(parts.next().unwrap().len(), i % 97, "line {line} whole");
+            next[t] += 1;
+        }
+        assert_eq!(next, [5_000; 4]);
     }
 
     #[test]
