@@ -577,6 +577,22 @@ fn rows(r: &Results, args: &Args) -> Vec<Row> {
             },
         });
     }
+    if let (Some(p1), Some((bench, _))) = (&r.p1, &r.p2) {
+        // What any HTTP service on this machine reaches relative to Redis: a handler
+        // that does nothing, not even a Redis read, served at this ratio.
+        rows.push(Row {
+            id: "P2",
+            workload: "ceiling: bare axum handler (no Redis read) vs redis GET".into(),
+            per_sec: Some(p1.baseline.per_sec()),
+            latency: latency(&p1.baseline),
+            measured: "req/s (P1's baseline)".into(),
+            baseline: format!("redis-benchmark -t get -c {}", args.concurrency),
+            baseline_value: format!("{} req/s", rate(bench.per_sec)),
+            ratio: Some(p1.baseline.per_sec() / bench.per_sec.max(1e-9)),
+            target: "explains P2".into(),
+            verdict: Verdict::Info,
+        });
+    }
     if let Some(p3) = &r.p3 {
         let vs_redis = p2_redis.map(|b| p3.outcome.per_sec() / b.per_sec.max(1e-9));
         let ratio = p2_rps.map(|b| p3.outcome.per_sec() / b.max(1e-9));

@@ -56,8 +56,10 @@ pub(super) fn append_set_cookie(res: &mut Response, value: &str) {
 /// `invalid_session` (and a cleared cookie) for a forged, unknown or ended one.
 pub async fn get_session(
     State(state): State<AppState>,
-    parts: Parts,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // Taken apart rather than extracted as `Parts`, which would copy every header.
+    let (parts, _) = req.into_parts();
     let Some(sessions) = &state.sessions else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
