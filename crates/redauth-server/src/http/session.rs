@@ -87,8 +87,8 @@ fn view(check: &SessionCheck) -> Value {
         json!({
             "id": p.user_id,
             "username": p.username,
-            "roles": p.roles,
-            "permissions": p.permissions,
+            "roles": p.roles(),
+            "permissions": p.permissions(),
         })
     });
     json!({
@@ -126,7 +126,7 @@ pub(super) async fn login(
     } else {
         let p = &login.tokens.principal;
         Json(json!({
-            "user": { "id": p.user_id, "username": p.username, "roles": p.roles },
+            "user": { "id": p.user_id, "username": p.username, "roles": p.roles() },
             "session": { "id": p.session_id, "expires_at": login.session.expires_at },
         }))
         .into_response()
