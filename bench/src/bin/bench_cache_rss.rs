@@ -5,13 +5,15 @@
 //! `--capacity N --checkpoints A,B,…` inserts distinct sessions until each checkpoint
 //! and prints `inserted=… entries=… rss_kib=…` there. Principals look like real ones:
 //! 22-character ids, a username, one role and its permission. `--minimal` inserts
-//! principals that own no heap memory besides the key, to measure what the cache
-//! itself costs per entry (an experiment for docs/performance.md, not a workload).
+//! principals with only a session id (held inline) and no roles, so they own no heap
+//! memory of their own: what remains per entry is the `Arc<Principal>` and the
+//! cache's bookkeeping (an experiment for docs/performance.md, not a workload).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use redauth_core::cache::SessionCache;
+use redauth_core::model::Access;
 use redauth_core::{Clock, Principal, SystemClock};
 
 fn arg(name: &str) -> Option<String> {
@@ -61,21 +63,25 @@ fn main() -> ExitCode {
             let user = inserted / 10;
             cache.insert(if minimal {
                 Principal {
-                    user_id: String::new(),
-                    username: String::new(),
-                    roles: Vec::new(),
-                    permissions: Default::default(),
-                    session_id: id('s', inserted),
+                    user_id: Default::default(),
+                    username: Default::default(),
+                    session_id: id('s', inserted).into(),
                     session_expires_at: expires,
+                    access: Default::default(),
                 }
             } else {
                 Principal {
-                    user_id: id('u', user),
-                    username: format!("user{user}@example.com"),
-                    roles: vec!["reader".into()],
-                    permissions: ["reader:use".to_owned()].into_iter().collect(),
-                    session_id: id('s', inserted),
+                    user_id: id('u', user).into(),
+                    username: format!("user{user}@example.com").into(),
+                    session_id: id('s', inserted).into(),
                     session_expires_at: expires,
+                    // Built per session, as `Principal::from_parts` does; the cache
+                    // shares one copy.
+                    access: Access {
+                        roles: vec!["reader".into()],
+                        permissions: ["reader:use".to_owned()].into_iter().collect(),
+                    }
+                    .into(),
                 }
             });
             inserted += 1;

@@ -16,6 +16,7 @@ use redauth_core::cache::SessionCache;
 use redauth_core::cookie::compat::{CompatCodec, compat_random_id};
 use redauth_core::cookie::native::{NativeCodec, NativeMode};
 use redauth_core::ids::random_id;
+use redauth_core::model::Access;
 use redauth_core::token::TokenKeys;
 use redauth_core::token::access::{AccessTokenCodec, AccessTokenConfig};
 use redauth_core::token::refresh::RefreshToken;
@@ -41,12 +42,15 @@ fn codec() -> AccessTokenCodec {
 /// Shaped like a real principal: random ids, one role with one permission.
 fn principal(expires: i64) -> Principal {
     Principal {
-        user_id: random_id().unwrap(),
+        user_id: random_id().unwrap().into(),
         username: "alice@example.com".into(),
-        roles: vec!["reader".into()],
-        permissions: ["reader:use".to_owned()].into_iter().collect(),
-        session_id: random_id().unwrap(),
+        session_id: random_id().unwrap().into(),
         session_expires_at: expires,
+        access: Access {
+            roles: vec!["reader".into()],
+            permissions: ["reader:use".to_owned()].into_iter().collect(),
+        }
+        .into(),
     }
 }
 

@@ -2,7 +2,9 @@
 //! a store never writes a model that fails it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
@@ -213,14 +215,27 @@ impl Session {
 
 /// Everything a request needs to know about who is calling, assembled from one
 /// session + user + roles read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Shaped to be cheap to hold a million of in the [`SessionCache`](crate::cache):
+/// ids and username are [`CompactString`]s (up to 24 bytes inline, so a 22-character
+/// redauth id needs no heap allocation of its own), and the roles and permissions
+/// live in an [`Access`] that the cache shares between all principals with the same
+/// set.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub user_id: UserId,
-    pub username: String,
+    pub user_id: CompactString,
+    pub username: CompactString,
+    pub session_id: CompactString,
+    pub session_expires_at: UnixTime,
+    pub access: Arc<Access>,
+}
+
+/// A principal's roles and the permissions they grant. Real deployments have few
+/// distinct ones, so the session cache interns them: equal sets share one `Arc`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Access {
     pub roles: Vec<String>,
     pub permissions: BTreeSet<String>,
-    pub session_id: SessionId,
-    pub session_expires_at: UnixTime,
 }
 
 impl Principal {
@@ -231,17 +246,43 @@ impl Principal {
             .flat_map(|r| r.permissions.iter().cloned())
             .collect();
         Self {
-            user_id: user.id.clone(),
-            username: user.username.clone(),
-            roles: user.roles.clone(),
-            permissions,
-            session_id: session.sid.clone(),
+            user_id: user.id.as_str().into(),
+            username: user.username.as_str().into(),
+            session_id: session.sid.as_str().into(),
             session_expires_at: session.expires_at(),
+            access: Arc::new(Access {
+                roles: user.roles.clone(),
+                permissions,
+            }),
         }
     }
 
+    pub fn roles(&self) -> &[String] {
+        &self.access.roles
+    }
+
+    pub fn permissions(&self) -> &BTreeSet<String> {
+        &self.access.permissions
+    }
+
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.permissions.contains(permission)
+        self.access.permissions.contains(permission)
+    }
+}
+
+/// The flat shape it always had: `user_id`, `username`, `roles`, `permissions`,
+/// `session_id`, `session_expires_at`.
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Principal", 6)?;
+        st.serialize_field("user_id", self.user_id.as_str())?;
+        st.serialize_field("username", self.username.as_str())?;
+        st.serialize_field("roles", self.roles())?;
+        st.serialize_field("permissions", self.permissions())?;
+        st.serialize_field("session_id", self.session_id.as_str())?;
+        st.serialize_field("session_expires_at", &self.session_expires_at)?;
+        st.end()
     }
 }
 
@@ -329,5 +370,25 @@ mod tests {
         assert!(p.has_permission(ADMIN_PERMISSION));
         assert!(!p.has_permission("other:perm"));
         assert_eq!(p.session_expires_at, 50);
+        assert_eq!(p.roles(), ["admin"]);
+        // Serialized flat, as before roles and permissions moved into `Access`.
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            serde_json::json!({
+                "user_id": u.id,
+                "username": "Alice",
+                "roles": ["admin"],
+                "permissions": ["redauth:admin"],
+                "session_id": s.sid,
+                "session_expires_at": 50,
+            })
+        );
+    }
+
+    #[test]
+    fn ids_of_redauth_length_are_held_inline() {
+        let id: CompactString = random_id().unwrap().into();
+        assert_eq!(id.len(), 22);
+        assert!(!id.is_heap_allocated());
     }
 }

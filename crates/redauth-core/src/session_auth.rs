@@ -50,11 +50,11 @@ pub struct SessionLink {
 impl SessionLink {
     fn of(p: &Principal) -> Self {
         Self {
-            user_id: p.user_id.clone(),
-            session_id: p.session_id.clone(),
-            username: p.username.clone(),
-            roles: p.roles.clone(),
-            permissions: p.permissions.iter().cloned().collect(),
+            user_id: p.user_id.to_string(),
+            session_id: p.session_id.to_string(),
+            username: p.username.to_string(),
+            roles: p.roles().to_vec(),
+            permissions: p.permissions().iter().cloned().collect(),
         }
     }
 

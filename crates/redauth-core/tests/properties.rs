@@ -16,6 +16,7 @@ use redauth_core::cookie::compat::{CompatCodec, is_compat_id};
 use redauth_core::cookie::native::{NativeCodec, NativeMode};
 use redauth_core::cookie::{CookieError, percent_decode, percent_encode};
 use redauth_core::ids::is_valid_id;
+use redauth_core::model::Access;
 use redauth_core::token::TokenKeys;
 use redauth_core::token::access::{AccessTokenCodec, AccessTokenConfig};
 use redauth_core::token::refresh::RefreshToken;
@@ -47,13 +48,16 @@ fn principal() -> impl Strategy<Value = Principal> {
         prop::collection::vec("\\PC{0,24}", 0..6),
     )
         .prop_map(|(user_id, session_id, username, roles)| Principal {
-            user_id,
-            username,
-            roles,
-            permissions: Default::default(),
-            session_id,
+            user_id: user_id.into(),
+            username: username.into(),
+            session_id: session_id.into(),
             // Set relative to "now" by the test.
             session_expires_at: 0,
+            access: Access {
+                roles,
+                permissions: Default::default(),
+            }
+            .into(),
         })
 }
 
@@ -112,7 +116,7 @@ proptest! {
 
         prop_assert_eq!(&claims.sub, &p.user_id);
         prop_assert_eq!(&claims.sid, &p.session_id);
-        prop_assert_eq!(&claims.roles, &p.roles);
+        prop_assert_eq!(claims.roles.as_slice(), p.roles());
         prop_assert_eq!(&claims.iss, &config.issuer);
         prop_assert_eq!(&claims.aud, &config.audience);
         prop_assert_eq!((claims.iat, claims.nbf), (now, now));

@@ -130,15 +130,15 @@ impl AccessTokenCodec {
     ) -> Result<(String, AccessClaims), AuthError> {
         let exp = (now + self.config.ttl_secs).min(principal.session_expires_at);
         let claims = AccessClaims {
-            sub: principal.user_id.clone(),
-            sid: principal.session_id.clone(),
+            sub: principal.user_id.to_string(),
+            sid: principal.session_id.to_string(),
             jti: random_id()?,
             iat: now,
             nbf: now,
             exp,
             iss: self.config.issuer.clone(),
             aud: self.config.audience.clone(),
-            roles: principal.roles.clone(),
+            roles: principal.roles().to_vec(),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
             .map_err(|_| AuthError::Internal("JWT encoding failed"))?;
@@ -217,12 +217,15 @@ mod tests {
 
     fn principal() -> Principal {
         Principal {
-            user_id: random_id().unwrap(),
+            user_id: random_id().unwrap().into(),
             username: "alice".into(),
-            roles: vec!["admin".into()],
-            permissions: Default::default(),
-            session_id: random_id().unwrap(),
+            session_id: random_id().unwrap().into(),
             session_expires_at: 10_000_000,
+            access: crate::model::Access {
+                roles: vec!["admin".into()],
+                permissions: Default::default(),
+            }
+            .into(),
         }
     }
 

@@ -78,7 +78,7 @@ pub(super) fn token_response(
         user: UserView {
             id: &p.user_id,
             username: &p.username,
-            roles: &p.roles,
+            roles: p.roles(),
         },
     };
     let mut res = Json(body).into_response();
@@ -205,8 +205,8 @@ pub async fn me(AuthUser(p): AuthUser) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "id": p.user_id,
         "username": p.username,
-        "roles": p.roles,
-        "permissions": p.permissions,
+        "roles": p.roles(),
+        "permissions": p.permissions(),
         "session_id": p.session_id,
         "session_expires_at": p.session_expires_at,
     }))
@@ -220,7 +220,7 @@ pub async fn verify(AuthUser(p): AuthUser) -> Response {
     for (name, value) in [
         ("x-auth-user", p.user_id.as_str()),
         ("x-auth-username", p.username.as_str()),
-        ("x-auth-roles", &p.roles.join(",")),
+        ("x-auth-roles", &p.roles().join(",")),
         ("x-auth-session", p.session_id.as_str()),
     ] {
         if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {

@@ -89,8 +89,8 @@ fn view(check: &SessionCheck) -> Value {
         json!({
             "id": p.user_id,
             "username": p.username,
-            "roles": p.roles,
-            "permissions": p.permissions,
+            "roles": p.roles(),
+            "permissions": p.permissions(),
         })
     });
     json!({
@@ -128,7 +128,7 @@ pub(super) async fn login(
     } else {
         let p = &login.tokens.principal;
         Json(json!({
-            "user": { "id": p.user_id, "username": p.username, "roles": p.roles },
+            "user": { "id": p.user_id, "username": p.username, "roles": p.roles() },
             "session": { "id": p.session_id, "expires_at": login.session.expires_at },
         }))
         .into_response()

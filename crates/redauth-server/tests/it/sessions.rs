@@ -350,7 +350,7 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
     );
     let p = check.principal.unwrap();
     assert_eq!(
-        (p.user_id.as_str(), p.roles.clone()),
+        (p.user_id.as_str(), p.roles().to_vec()),
         (u.id.as_str(), vec!["reader".to_owned()])
     );
     // The fallback keeps every check: a revoked login session ends the cookie session.
