@@ -46,6 +46,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use compact_str::CompactString;
 use hashbrown::HashTable;
 
 use crate::clock::{Clock, UnixTime};
@@ -57,6 +58,7 @@ use crate::store::Invalidation;
 pub struct SessionCache {
     entries: Arc<Bounded<Principal>>,
     cookies: Arc<Bounded<CachedCookieSession>>,
+    links: Arc<Bounded<CookieLink>>,
     access: Arc<Interner>,
     clock: Arc<dyn Clock>,
     /// Counts invalidations applied, so callers (tests, metrics) can await delivery
@@ -79,6 +81,7 @@ impl SessionCache {
         Self {
             entries: Arc::new(Bounded::new(capacity)),
             cookies: Arc::new(Bounded::new(capacity)),
+            links: Arc::new(Bounded::new(capacity)),
             access: Arc::new(Interner::default()),
             clock,
             applied: Arc::new(tokio::sync::watch::channel(0).0),
@@ -129,6 +132,39 @@ impl SessionCache {
 
     pub fn evict_cookie_session(&self, id: &str) {
         self.cookies.remove(id);
+        self.links.remove(id);
+    }
+
+    /// Remembers that cookie session `cookie_id` links to the login session
+    /// `session_id` of `user_id`, until `expires_at`. Kept apart from the cookie session
+    /// itself, so it is known even when cookie sessions are not cached
+    /// (`REDAUTH_SESSION_CACHE_SECS=0`): it lets a check that must read the cookie
+    /// session anyway read only that, when the principal is cached
+    /// ([`Self::linked_principal`]).
+    pub fn remember_cookie_link(
+        &self,
+        cookie_id: &str,
+        user_id: &str,
+        session_id: &str,
+        expires_at: UnixTime,
+    ) {
+        self.links.insert(
+            Arc::new(CookieLink {
+                cookie_id: cookie_id.into(),
+                user_id: user_id.into(),
+                session_id: session_id.into(),
+                expires_at,
+            }),
+            self.clock.now(),
+        );
+    }
+
+    /// The cached principal of the login session cookie session `cookie_id` was last
+    /// seen linked to. A hint only: the caller still reads the link from the session
+    /// data it loads and checks it names this principal.
+    pub fn linked_principal(&self, cookie_id: &str) -> Option<Arc<Principal>> {
+        let link = self.links.get(cookie_id, self.clock.now())?;
+        self.get(&link.user_id, &link.session_id)
     }
 
     /// Cookie sessions currently held (expired ones included until evicted), for
@@ -142,14 +178,17 @@ impl SessionCache {
             Invalidation::Session(sid) => {
                 self.entries.remove(sid);
                 self.cookies.remove(sid);
+                self.links.remove(sid);
             }
             Invalidation::User(uid) => {
                 self.entries.remove_owned_by(uid);
                 self.cookies.remove_owned_by(uid);
+                self.links.remove_owned_by(uid);
             }
             Invalidation::All => {
                 self.entries.clear();
                 self.cookies.clear();
+                self.links.clear();
             }
         }
         self.applied.send_modify(|n| *n += 1);
@@ -163,6 +202,26 @@ impl SessionCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// See [`SessionCache::remember_cookie_link`].
+struct CookieLink {
+    cookie_id: CompactString,
+    user_id: CompactString,
+    session_id: CompactString,
+    expires_at: UnixTime,
+}
+
+impl Entry for CookieLink {
+    fn key(&self) -> &str {
+        &self.cookie_id
+    }
+    fn owner(&self) -> Option<&str> {
+        Some(&self.user_id)
+    }
+    fn expires_at(&self) -> UnixTime {
+        self.expires_at
     }
 }
 

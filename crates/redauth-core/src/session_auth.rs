@@ -218,7 +218,7 @@ impl SessionAuth {
                 Some(p.session_expires_at),
             )
             .await?;
-        self.cache(&issued.session);
+        self.cache(&issued.session, Some(p));
         tracing::info!(user_id = %p.user_id, session_id = %p.session_id, "cookie session opened");
         Ok(SessionLogin {
             tokens,
@@ -239,6 +239,13 @@ impl SessionAuth {
         // session it links to together, in one round trip.
         let (mut session, mut linked) = match cached {
             Some(c) => (c.session.clone(), None),
+            // The principal of the login session this cookie session was last linked
+            // to is cached: only the cookie session needs reading (a plain GET). The
+            // link is taken from the data read, as always; should it name another
+            // login session, that principal is loaded below.
+            None if self.service.cache().linked_principal(&id).is_some() => {
+                (self.manager.get_by_id(&id).await?, None)
+            }
             None => self.manager.get_by_id_with_principal(&id).await?,
         };
         let mut principal = None;
@@ -293,7 +300,7 @@ impl SessionAuth {
         }
         let session = renewed.session;
         if fresh {
-            self.cache(&session);
+            self.cache(&session, principal.as_deref());
         }
         let mut data = session.data;
         if let Value::Object(m) = &mut data {
@@ -375,7 +382,18 @@ impl SessionAuth {
             .map(|r| cache.insert(Principal::from_parts(&r.session, &r.user, &r.roles))))
     }
 
-    fn cache(&self, session: &CookieSession) {
+    fn cache(&self, session: &CookieSession, principal: Option<&Principal>) {
+        if let Some(p) = principal {
+            let until = session
+                .expires_at
+                .map_or(p.session_expires_at, |e| e.min(p.session_expires_at));
+            self.service.cache().remember_cookie_link(
+                &session.id,
+                &p.user_id,
+                &p.session_id,
+                until,
+            );
+        }
         if self.cache_secs > 0 {
             let until = self.service.now().saturating_add(self.cache_secs);
             self.service

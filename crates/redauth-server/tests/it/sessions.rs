@@ -286,6 +286,91 @@ async fn a_hot_session_check_needs_no_round_trip_and_a_miss_costs_one() {
     }
 }
 
+#[tokio::test]
+async fn with_the_session_cache_off_every_check_reads_redis_once_and_only_the_session_when_the_principal_is_cached()
+ {
+    type Mode = fn() -> Settings;
+    for (settings, cookie_name) in [(native as Mode, NATIVE_COOKIE), (compat, "session")] {
+        let uncached = || Settings {
+            session_cache_secs: Some(0),
+            ..settings()
+        };
+        let app = counted(uncached()).await;
+        app.user("alice", &["reader"]).await;
+        let cookie = app
+            .session_login("alice", None)
+            .await
+            .set_cookie(cookie_name)
+            .unwrap();
+        let evalsha = || {
+            app.redis
+                .command_calls()
+                .get("evalsha")
+                .copied()
+                .unwrap_or(0)
+        };
+        let (trips, scripts) = (app.round_trips(), evalsha());
+        for _ in 0..10 {
+            let r = app.get_session(cookie_name, &cookie).await;
+            assert_eq!(r.status, StatusCode::OK);
+            assert_eq!(r.body["user"]["username"], "alice");
+        }
+        assert_eq!(
+            app.round_trips() - trips,
+            10,
+            "{cookie_name}: one read per check"
+        );
+        let expected_scripts = match cookie_name {
+            // Compat sessions are read with a script too (value and TTL together).
+            "session" => 10,
+            _ => 0,
+        };
+        assert_eq!(
+            evalsha() - scripts,
+            expected_scripts,
+            "{cookie_name}: the principal was cached, so no principal script ran"
+        );
+
+        // Another node has neither the principal nor the link: one script reads both.
+        let other = Node::start(
+            &app.proxy.as_ref().unwrap().url(),
+            uncached(),
+            app.clock.clone(),
+        )
+        .await;
+        let trips = app.round_trips();
+        assert_eq!(
+            other.get_session(cookie_name, &cookie).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(app.round_trips() - trips, 1, "{cookie_name}: cold node");
+
+        // The session deleted behind redauth's back (the SvelteKit app logging out by
+        // itself) is gone on the very next check: nothing was served from memory.
+        let key = app
+            .redis
+            .client()
+            .get_connection()
+            .and_then(|mut con| redis::cmd("KEYS").arg("*").query::<Vec<String>>(&mut con))
+            .unwrap();
+        let session_keys: Vec<_> = key
+            .iter()
+            .filter(|k| cookie.contains(k.rsplit(':').next().unwrap()))
+            .collect();
+        assert_eq!(session_keys.len(), 1, "{cookie_name}: {key:?}");
+        let mut con = app.redis.client().get_connection().unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(session_keys[0])
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(
+            app.get_session(cookie_name, &cookie).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{cookie_name}"
+        );
+    }
+}
+
 /// Data a store cannot parse: the link is out of its reach.
 struct ReversedJson;
 
