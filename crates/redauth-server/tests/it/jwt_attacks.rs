@@ -35,7 +35,9 @@ fn with(claims: &Value, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) 
     Value::Object(c).to_string()
 }
 
-const H: &str = r#"{"alg":"HS256","typ":"at+jwt"}"#;
+/// Exactly the header redauth issues: verification compares these bytes, so every
+/// forged header below differs from it only in what the case names.
+const H: &str = r#"{"typ":"at+jwt","alg":"HS256"}"#;
 
 async fn verify(app: &TestApp, token: &str) -> Resp {
     let auth = format!("Bearer {token}");
@@ -80,7 +82,7 @@ async fn forged_and_tampered_access_tokens_are_all_refused() {
     let mut case = |name: &str, token: String| cases.push((name.to_owned(), token));
 
     for none in ["none", "None", "NONE", "nOnE"] {
-        let h = format!(r#"{{"alg":"{none}","typ":"at+jwt"}}"#);
+        let h = format!(r#"{{"typ":"at+jwt","alg":"{none}"}}"#);
         case(
             &format!("alg {none}, empty signature"),
             format!("{}.{p64}.", b64(&h)),
@@ -93,7 +95,7 @@ async fn forged_and_tampered_access_tokens_are_all_refused() {
     case(
         "HS384 with the same secret",
         forge(
-            r#"{"alg":"HS384","typ":"at+jwt"}"#,
+            r#"{"typ":"at+jwt","alg":"HS384"}"#,
             &payload,
             key,
             Algorithm::HS384,
@@ -102,14 +104,14 @@ async fn forged_and_tampered_access_tokens_are_all_refused() {
     case(
         "HS512 with the same secret",
         forge(
-            r#"{"alg":"HS512","typ":"at+jwt"}"#,
+            r#"{"typ":"at+jwt","alg":"HS512"}"#,
             &payload,
             key,
             Algorithm::HS512,
         ),
     );
     for asym in ["RS256", "ES256", "PS256", "EdDSA"] {
-        let h = format!(r#"{{"alg":"{asym}","typ":"at+jwt"}}"#);
+        let h = format!(r#"{{"typ":"at+jwt","alg":"{asym}"}}"#);
         let msg = format!("{}.{p64}", b64(&h));
         case(
             &format!("{asym} header, HMAC signature (key confusion)"),
@@ -156,38 +158,48 @@ async fn forged_and_tampered_access_tokens_are_all_refused() {
     for (name, header) in [
         (
             "kid path traversal",
-            r#"{"alg":"HS256","typ":"at+jwt","kid":"../../../../dev/null"}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","kid":"../../../../dev/null"}"#,
         ),
         (
             "kid injection",
-            r#"{"alg":"HS256","typ":"at+jwt","kid":"' OR '1'='1"}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","kid":"' OR '1'='1"}"#,
         ),
         (
             "jku to a foreign key set",
-            r#"{"alg":"HS256","typ":"at+jwt","jku":"https://evil.example/jwks.json"}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","jku":"https://evil.example/jwks.json"}"#,
         ),
         (
             "embedded jwk",
-            r#"{"alg":"HS256","typ":"at+jwt","jwk":{"kty":"oct","k":"AAAA"}}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#,
         ),
         (
             "x5u",
-            r#"{"alg":"HS256","typ":"at+jwt","x5u":"https://evil.example/cert.pem"}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","x5u":"https://evil.example/cert.pem"}"#,
         ),
         (
             "unknown crit",
-            r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","crit":["exp"]}"#,
         ),
         (
             "nested JWT (cty)",
-            r#"{"alg":"HS256","typ":"at+jwt","cty":"JWT"}"#,
+            r#"{"typ":"at+jwt","alg":"HS256","cty":"JWT"}"#,
         ),
         (
             "duplicate alg key",
-            r#"{"alg":"none","alg":"HS256","typ":"at+jwt"}"#,
+            r#"{"typ":"at+jwt","alg":"none","alg":"HS256"}"#,
         ),
-        ("typ JWT", r#"{"alg":"HS256","typ":"JWT"}"#),
+        (
+            "duplicate typ key",
+            r#"{"typ":"JWT","typ":"at+jwt","alg":"HS256"}"#,
+        ),
+        ("typ JWT", r#"{"typ":"JWT","alg":"HS256"}"#),
         ("no typ", r#"{"alg":"HS256"}"#),
+        // The same header as redauth's in meaning, not in bytes: refused by design.
+        ("header keys reordered", r#"{"alg":"HS256","typ":"at+jwt"}"#),
+        (
+            "header with whitespace",
+            r#"{"typ": "at+jwt", "alg": "HS256"}"#,
+        ),
     ] {
         // Signed with the real key: only the header is wrong.
         case(name, forge(header, &payload, key, Algorithm::HS256));
