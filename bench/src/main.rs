@@ -58,7 +58,7 @@ struct Args {
     #[arg(long)]
     warmup: Option<f64>,
     /// Argon2 hashes at once: the server's REDAUTH_HASH_CONCURRENCY and P4's raw
-    /// baseline threads [default: the number of cores, the server's own default].
+    /// baseline threads [default: cores − 1, at least 1: the server's own default].
     #[arg(long)]
     hash_concurrency: Option<usize>,
     /// Run only these workloads, e.g. `--only p1,p5`.
@@ -149,7 +149,10 @@ async fn run(args: &Args) -> Result<()> {
     }
     let window = args.window();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let hash_concurrency = args.hash_concurrency.unwrap_or(cores);
+    // The server's own default (config.rs): one core is left for token checks.
+    let hash_concurrency = args
+        .hash_concurrency
+        .unwrap_or_else(|| cores.saturating_sub(1).max(1));
     let load_before = loadavg();
     let redis = RedisServer::start();
     let mut env: Vec<(String, String)> = vec![

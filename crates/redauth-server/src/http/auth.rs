@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redauth_core::service::IssuedTokens;
 use redauth_core::{AuthError, Session};
@@ -215,18 +215,28 @@ pub async fn me(AuthUser(p): AuthUser) -> Json<serde_json::Value> {
 /// For reverse proxies (`auth_request`, `forward_auth`) and SvelteKit hooks: 204 with
 /// the identity in headers, or 401.
 pub async fn verify(AuthUser(p): AuthUser) -> Response {
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    let h = res.headers_mut();
+    const USER: HeaderName = HeaderName::from_static("x-auth-user");
+    const USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
+    const ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
+    const SESSION: HeaderName = HeaderName::from_static("x-auth-session");
+    // Room for these and the headers the edge middleware adds, so the map never grows.
+    let mut headers = HeaderMap::with_capacity(16);
+    let roles = match p.roles() {
+        [one] => std::borrow::Cow::Borrowed(one.as_str()),
+        many => std::borrow::Cow::Owned(many.join(",")),
+    };
     for (name, value) in [
-        ("x-auth-user", p.user_id.as_str()),
-        ("x-auth-username", p.username.as_str()),
-        ("x-auth-roles", &p.roles().join(",")),
-        ("x-auth-session", p.session_id.as_str()),
+        (USER, p.user_id.as_str()),
+        (USERNAME, p.username.as_str()),
+        (ROLES, &roles),
+        (SESSION, p.session_id.as_str()),
     ] {
-        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-            h.insert(name, v);
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
         }
     }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    *res.headers_mut() = headers;
     res
 }
 
