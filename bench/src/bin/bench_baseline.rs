@@ -3,6 +3,8 @@
 //! runtime setup as `redauth serve` and built with the same profile. The harness sizes
 //! the body so the whole response is as long on the wire as redauth's answer to
 //! `GET /api/auth/verify`; everything redauth spends beyond this is its own cost.
+//! It uses the same global allocator as `redauth` (mimalloc), so the allocator is not
+//! part of the difference either.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,6 +13,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::header;
 use axum::routing::get;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `{"pad":"xxx…"}`, exactly `len` bytes (at least the 10 of the empty object).
 fn json_body(len: usize) -> Bytes {
