@@ -104,6 +104,7 @@ fn principal_decode(c: &mut Criterion) {
         created_at: 0,
         updated_at: 0,
         password_changed_at: 0,
+        security_version: 0,
     };
     let session = Session {
         sid: random_id().unwrap(),

@@ -27,6 +27,10 @@ pub enum StoreError {
     UsernameTaken,
     #[error("not found")]
     NotFound,
+    /// A compare-and-set write found a newer version than the one it was based on:
+    /// someone else wrote in between, and nothing was written.
+    #[error("the record changed since it was read")]
+    Conflict,
     #[error("invalid data: {0}")]
     Invalid(#[from] ValidationError),
     /// Stored data that does not decode: a bug or tampering, never user input.
@@ -73,6 +77,8 @@ impl From<StoreError> for AuthError {
             StoreError::Unavailable(_) => AuthError::Unavailable,
             StoreError::UsernameTaken => AuthError::UsernameTaken,
             StoreError::NotFound => AuthError::NotFound,
+            // Callers that can retry a conflict do so before it gets here.
+            StoreError::Conflict => AuthError::Unavailable,
             StoreError::Invalid(v) => AuthError::InvalidRequest(v),
             StoreError::Corrupt(_) => AuthError::Internal("corrupt stored data"),
         }

@@ -30,6 +30,14 @@ pub struct User {
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     pub password_changed_at: UnixTime,
+    /// Incremented by every write of the user (password, roles, disable, logout
+    /// everywhere…), in the same atomic step as the write. Writes are compare-and-set
+    /// on it, so a slow read-modify-write (a password change that hashes for 100 ms)
+    /// can never put back what a concurrent write removed; and a login creates its
+    /// session only if the version it checked the password under is still current.
+    /// Users stored before versions existed read as 0.
+    #[serde(default)]
+    pub security_version: u64,
 }
 
 impl std::fmt::Debug for User {
@@ -302,6 +310,7 @@ mod tests {
             created_at: 10,
             updated_at: 10,
             password_changed_at: 10,
+            security_version: 0,
         }
     }
 

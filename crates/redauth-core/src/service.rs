@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cache::SessionCache;
 use crate::clock::Clock;
-use crate::error::{AuthError, ValidationError};
+use crate::error::{AuthError, StoreError, ValidationError};
 use crate::ids::random_id;
 use crate::model::{
     Principal, Role, Session, User, normalize_username, validate_email, validate_name,
@@ -14,10 +14,17 @@ use crate::model::{
 };
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
 use crate::rate_limit::{Decision, RateLimit, RateLimiter};
-use crate::store::{Invalidation, RateCharge, RotateOutcome, RotateRequest, Store};
+use crate::store::{
+    EndSessions, Invalidation, RateCharge, RotateOutcome, RotateRequest, Store, UserUpdate,
+};
 use crate::token::TokenKeys;
 use crate::token::access::AccessTokenCodec;
-use crate::token::refresh::RefreshToken;
+use crate::token::refresh::{RefreshToken, client_binding};
+
+/// How often a compare-and-set write of a user is retried on the freshest copy before
+/// giving up with 503. Conflicts need another write of the same user in the same few
+/// milliseconds; eight in a row means something is writing it in a loop.
+const MAX_USER_WRITE_ATTEMPTS: usize = 8;
 
 /// Brute-force limits (see [`crate::rate_limit`]); `None` turns one off.
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +246,7 @@ impl AuthService {
             .passwords
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
-        let Some(mut user) = user.filter(|u| !u.disabled && verified != Verified::No) else {
+        let Some(user) = user.filter(|u| !u.disabled && verified != Verified::No) else {
             // Charged after the fact; the answer stays "invalid credentials" even if this
             // attempt exhausted the budget, so the limit reveals nothing about the password.
             let _ = self
@@ -247,13 +254,22 @@ impl AuthService {
                 .await;
             return Err(AuthError::InvalidCredentials);
         };
-        if let Verified::YesRehashed(new_hash) = verified {
-            user.password_hash = new_hash;
-            user.updated_at = self.clock.now();
-            self.store.update_user(&user).await?;
-            tracing::info!(user_id = %user.id, "upgraded imported bcrypt hash to Argon2id");
-        }
-        self.open_session(&user, client).await
+        let user = match verified {
+            Verified::YesRehashed(new_hash) => {
+                let checked = user.password_hash.clone();
+                let (user, _) = self
+                    .modify_user(&user.id, EndSessions::None, |u| {
+                        require_password_hash(u, &checked)?;
+                        u.password_hash = new_hash.clone();
+                        Ok(())
+                    })
+                    .await?;
+                tracing::info!(user_id = %user.id, "upgraded imported bcrypt hash to Argon2id");
+                user
+            }
+            _ => user,
+        };
+        self.open_session(user, client).await
     }
 
     /// Charges `cost` (0 = look only) to `key`; `RateLimited` when over the limit.
@@ -271,9 +287,14 @@ impl AuthService {
         }
     }
 
+    /// Creates the login session of a user whose password was checked against
+    /// `user.password_hash`. The store creates it only if the user is unchanged since
+    /// (same security version); if something else changed (a role, another session's
+    /// logout everywhere), the check is repeated on the fresh user, and a changed
+    /// password, a disabled or a deleted account refuse the login.
     async fn open_session(
         &self,
-        user: &User,
+        mut user: User,
         client: ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
         let now = self.clock.now();
@@ -290,13 +311,33 @@ impl AuthService {
             refresh_generation: 0,
         };
         let refresh = RefreshToken::generate(&user.id, &session.sid)?;
-        self.store
-            .create_session(&session, &refresh.hash(&self.keys), now)
-            .await?;
+        let refresh_hash = refresh.hash(&self.keys);
+        let mut attempts = 0;
+        loop {
+            match self
+                .store
+                .create_session(&session, &refresh_hash, user.security_version, now)
+                .await
+            {
+                Ok(()) => break,
+                Err(StoreError::Conflict) if attempts < MAX_USER_WRITE_ATTEMPTS => {
+                    attempts += 1;
+                    let checked = std::mem::take(&mut user.password_hash);
+                    user = self
+                        .store
+                        .get_user(&user.id)
+                        .await?
+                        .filter(|fresh| require_password_hash(fresh, &checked).is_ok())
+                        .ok_or(AuthError::InvalidCredentials)?;
+                }
+                Err(StoreError::Conflict) => return Err(AuthError::Unavailable),
+                Err(e) => return Err(e.into()),
+            }
+        }
         let roles = self.store.list_roles().await?;
         let principal = self
             .cache
-            .insert(Principal::from_parts(&session, user, &roles));
+            .insert(Principal::from_parts(&session, &user, &roles));
         tracing::info!(user_id = %user.id, session_id = %session.sid, "login");
         self.issue(principal, refresh)
     }
@@ -338,6 +379,11 @@ impl AuthService {
             session_id: token.session_id.clone(),
             presented: token.hash(&self.keys),
             successor: successor.hash(&self.keys),
+            client_binding: client_binding(
+                &self.keys,
+                client.ip.as_deref(),
+                client.user_agent.as_deref(),
+            ),
             now: self.clock.now(),
             grace_secs: self.sessions.reuse_grace_secs,
             idle_secs: self.sessions.idle_ttl_secs,
@@ -362,6 +408,11 @@ impl AuthService {
                 tracing::warn!(user_id = %token.user_id, session_id = %token.session_id,
                     "refresh token reused after rotation; session revoked");
                 Err(AuthError::RefreshTokenReused)
+            }
+            RotateOutcome::ForeignReplay => {
+                tracing::warn!(user_id = %token.user_id, session_id = %token.session_id,
+                    "just-rotated refresh token presented by another client; refused");
+                Err(AuthError::InvalidRefreshToken)
             }
             RotateOutcome::Invalid => Err(AuthError::InvalidRefreshToken),
             RotateOutcome::RateLimited { retry_after_secs } => {
@@ -429,18 +480,54 @@ impl AuthService {
         Ok(existed)
     }
 
-    /// Ends every session of the user except `keep`.
+    /// Ends every session of the user except `keep`. Also a new security version, so a
+    /// login whose password check was in flight cannot open a session afterwards.
     pub async fn revoke_all_sessions(
         &self,
         user_id: &str,
         keep: Option<&str>,
     ) -> Result<u64, AuthError> {
-        let n = self.store.revoke_all_sessions(user_id, keep).await?;
-        self.cache
-            .invalidate(&Invalidation::User(user_id.to_owned()));
-        self.sessions_ended(user_id, EndedSessions::AllBut(keep))
+        let (_, done) = self
+            .modify_user(user_id, EndSessions::AllBut(keep), |_| Ok(()))
             .await?;
-        Ok(n)
+        Ok(done.sessions_ended)
+    }
+
+    /// Read-modify-write of a user as a compare-and-set loop: `change` is applied to
+    /// the freshest stored copy each time, so a concurrent write (an admin removing a
+    /// role while a password change hashes) is never undone. The sessions `end` names
+    /// end in the same atomic write; cached principals of the user are dropped here and,
+    /// through the store's feed, on every node.
+    async fn modify_user(
+        &self,
+        user_id: &str,
+        end: EndSessions<'_>,
+        mut change: impl FnMut(&mut User) -> Result<(), AuthError>,
+    ) -> Result<(User, UserUpdate), AuthError> {
+        for _ in 0..MAX_USER_WRITE_ATTEMPTS {
+            let mut user = self
+                .store
+                .get_user(user_id)
+                .await?
+                .ok_or(AuthError::NotFound)?;
+            change(&mut user)?;
+            user.updated_at = self.clock.now().max(user.created_at);
+            match self.store.update_user(&user, end).await {
+                Ok(done) => {
+                    user.security_version = done.security_version;
+                    self.cache
+                        .invalidate(&Invalidation::User(user_id.to_owned()));
+                    if let EndSessions::AllBut(keep) = end {
+                        self.sessions_ended(user_id, EndedSessions::AllBut(keep))
+                            .await?;
+                    }
+                    return Ok((user, done));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Unavailable)
     }
 
     pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<Session>, AuthError> {
@@ -477,23 +564,37 @@ impl AuthService {
         {
             return Err(AuthError::InvalidCredentials);
         }
-        self.set_password(user, new, Some(&principal.session_id))
-            .await
+        self.set_password(
+            &user.id,
+            new,
+            Some(&principal.session_id),
+            Some(&user.password_hash),
+        )
+        .await
     }
 
+    /// Sets a new password and ends every session but `keep_session`, in one atomic
+    /// write. With `checked_hash`, only if the stored hash still is the one the
+    /// caller's current password was checked against.
     async fn set_password(
         &self,
-        mut user: User,
+        user_id: &str,
         new: &str,
         keep_session: Option<&str>,
+        checked_hash: Option<&str>,
     ) -> Result<(), AuthError> {
         self.password_policy.check(new)?;
+        let new_hash = self.passwords.hash(new).await?;
         let now = self.clock.now();
-        user.password_hash = self.passwords.hash(new).await?;
-        user.password_changed_at = now;
-        user.updated_at = now;
-        self.store.update_user(&user).await?;
-        self.revoke_all_sessions(&user.id, keep_session).await?;
+        self.modify_user(user_id, EndSessions::AllBut(keep_session), |u| {
+            if let Some(checked) = checked_hash {
+                require_password_hash(u, checked)?;
+            }
+            u.password_hash = new_hash.clone();
+            u.password_changed_at = now;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -515,6 +616,7 @@ impl AuthService {
             created_at: now,
             updated_at: now,
             password_changed_at: now,
+            security_version: 0,
         };
         self.store.create_user(&user).await?;
         tracing::info!(user_id = %user.id, "user created");
@@ -544,20 +646,28 @@ impl AuthService {
 
     /// Disabling also ends every session, so access stops on the next request.
     pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<User, AuthError> {
-        let mut user = self.get_user(user_id).await?;
-        user.disabled = disabled;
-        user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
-        if disabled {
-            self.revoke_all_sessions(user_id, None).await?;
+        if !crate::ids::is_valid_id(user_id) {
+            return Err(AuthError::NotFound);
         }
-        self.cache.invalidate(&Invalidation::User(user.id.clone()));
+        let end = if disabled {
+            EndSessions::AllBut(None)
+        } else {
+            EndSessions::None
+        };
+        let (user, _) = self
+            .modify_user(user_id, end, |u| {
+                u.disabled = disabled;
+                Ok(())
+            })
+            .await?;
         Ok(user)
     }
 
     pub async fn admin_set_password(&self, user_id: &str, new: &str) -> Result<(), AuthError> {
-        let user = self.get_user(user_id).await?;
-        self.set_password(user, new, None).await
+        if !crate::ids::is_valid_id(user_id) {
+            return Err(AuthError::NotFound);
+        }
+        self.set_password(user_id, new, None, None).await
     }
 
     pub async fn set_user_roles(
@@ -566,11 +676,42 @@ impl AuthService {
         roles: Vec<String>,
     ) -> Result<User, AuthError> {
         self.ensure_roles_exist(&roles).await?;
-        let mut user = self.get_user(user_id).await?;
-        user.roles = dedup(roles);
-        user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
-        self.cache.invalidate(&Invalidation::User(user.id.clone()));
+        let roles = dedup(roles);
+        self.change_roles(user_id, |held| *held = roles.clone())
+            .await
+    }
+
+    /// Adds one role, keeping whatever else the user holds at the moment of the write.
+    pub async fn grant_role(&self, user_id: &str, role: &str) -> Result<User, AuthError> {
+        self.ensure_roles_exist(&[role.to_owned()]).await?;
+        self.change_roles(user_id, |held| {
+            if !held.iter().any(|r| r == role) {
+                held.push(role.to_owned());
+            }
+        })
+        .await
+    }
+
+    /// Removes one role, keeping whatever else the user holds at the moment of the write.
+    pub async fn revoke_role(&self, user_id: &str, role: &str) -> Result<User, AuthError> {
+        self.change_roles(user_id, |held| held.retain(|r| r != role))
+            .await
+    }
+
+    async fn change_roles(
+        &self,
+        user_id: &str,
+        mut change: impl FnMut(&mut Vec<String>),
+    ) -> Result<User, AuthError> {
+        if !crate::ids::is_valid_id(user_id) {
+            return Err(AuthError::NotFound);
+        }
+        let (user, _) = self
+            .modify_user(user_id, EndSessions::None, |u| {
+                change(&mut u.roles);
+                Ok(())
+            })
+            .await?;
         Ok(user)
     }
 
@@ -616,6 +757,15 @@ impl AuthService {
             Err(ValidationError::new("roles", "names a role that is not defined").into())
         }
     }
+}
+
+/// A password checked against `checked` still opens this account only if the account
+/// still has that hash and is enabled.
+fn require_password_hash(user: &User, checked: &str) -> Result<(), AuthError> {
+    if user.disabled || user.password_hash != checked {
+        return Err(AuthError::InvalidCredentials);
+    }
+    Ok(())
 }
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {

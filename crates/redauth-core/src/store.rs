@@ -26,9 +26,15 @@ pub struct RotateRequest {
     pub session_id: SessionId,
     pub presented: TokenHash,
     pub successor: TokenHash,
+    /// Who is asking ([`crate::token::refresh::client_binding`]). A rotation records
+    /// it; the previous token presented again gets the successor back only from the
+    /// same client binding (two tabs of one browser, a retry after a lost reply).
+    pub client_binding: String,
     pub now: UnixTime,
-    /// How long after a rotation the previous token may be presented again and get
-    /// the same successor back. Anchored to the first rotation.
+    /// How long after a rotation the previous token, presented from *another* client
+    /// binding, is refused without ending the session (it may be the same user behind
+    /// a second address). After it, such a presentation is theft. Anchored to the
+    /// rotation.
     pub grace_secs: i64,
     /// How far a successful rotation pushes the idle expiry (capped by the absolute one).
     pub idle_secs: i64,
@@ -49,13 +55,20 @@ pub struct RateCharge {
 pub enum RotateOutcome {
     /// The presented token was current; its successor is now current.
     Rotated(PrincipalRecord),
-    /// The presented token was the previous one, within the grace window: the
-    /// successor stays current and is handed out again.
+    /// The presented token was the previous one, from the client binding that
+    /// rotated it, and its successor was never used: the successor stays current and
+    /// is handed out again (two tabs refreshing at once, or a client retrying after it
+    /// lost the reply). Not limited in time: it ends when the successor is used.
     Replayed(PrincipalRecord),
-    /// The presented token is neither current nor a fresh previous: the session has
-    /// been revoked (possible theft).
+    /// The previous token, from another client binding, within the grace window:
+    /// refused, nothing changed, nothing handed out.
+    ForeignReplay,
+    /// A token that really was issued for this session and has since been rotated
+    /// (the previous one from another client after the grace window, or an older
+    /// one): someone else may hold the session's tokens, so it has been revoked.
     Reused,
-    /// Unknown session, or expired.
+    /// Unknown session, expired, or a token this session never issued (a made-up
+    /// token changes nothing, whatever ids it names).
     Invalid,
     /// The charge was refused: nothing was read or rotated.
     RateLimited { retry_after_secs: u64 },
@@ -72,6 +85,33 @@ pub enum Invalidation {
 
 pub type InvalidationSink = Arc<dyn Fn(Invalidation) + Send + Sync>;
 
+/// Which login sessions a user write ends, in the same atomic step as the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndSessions<'a> {
+    None,
+    /// Every session of the user except the one named, if any.
+    AllBut(Option<&'a str>),
+}
+
+/// What a successful [`Store::update_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserUpdate {
+    /// The security version the user now has.
+    pub security_version: u64,
+    /// Login sessions ended by the write.
+    pub sessions_ended: u64,
+}
+
+/// How many hashes of rotated refresh tokens a login session keeps, besides the
+/// previous one, so an old token presented again is recognised as this session's
+/// (theft) rather than as a made-up token (ignored). 32 rotations at the default
+/// 15-minute access lifetime cover 8 hours of continuous use; an older token is
+/// refused without ending the session.
+pub const REFRESH_HISTORY_LEN: usize = 32;
+/// Characters of each history hash kept (of 43): 96 bits, enough that no made-up
+/// token matches by chance, a third of the space.
+pub const REFRESH_HISTORY_HASH_CHARS: usize = 16;
+
 /// Persistent state of users, roles and login sessions.
 ///
 /// Every method the request path uses (`load_principal`, `rotate_refresh`,
@@ -87,8 +127,16 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with `UsernameTaken` if another user has the same normalized username,
     /// also under concurrent creates.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
-    /// Replaces an existing user (the username cannot change). `NotFound` if absent.
-    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Compare-and-set: replaces the stored user with `user` only if the stored
+    /// security version still is `user.security_version` (else `Conflict`, nothing
+    /// written), storing it with the version incremented; in the same atomic step it
+    /// ends the sessions `end` names and tells every node. The username cannot change.
+    /// `NotFound` if absent.
+    async fn update_user(
+        &self,
+        user: &User,
+        end: EndSessions<'_>,
+    ) -> Result<UserUpdate, StoreError>;
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
@@ -99,11 +147,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
 
     /// Stores a new session whose current refresh token hashes to `refresh`, adds it to
-    /// the user's index and prunes expired ids from that index.
+    /// the user's index and prunes expired ids from that index; only if the user still
+    /// exists, is enabled and has security version `user_version` (the one its
+    /// password was checked under), else `Conflict` and nothing is written.
     async fn create_session(
         &self,
         session: &Session,
         refresh: &TokenHash,
+        user_version: u64,
         now: UnixTime,
     ) -> Result<(), StoreError>;
     /// The live session with its user and roles, or `None` (unknown, expired, or the
@@ -127,12 +178,6 @@ pub trait Store: Send + Sync + 'static {
         session_id: &str,
         proof: Option<&TokenHash>,
     ) -> Result<bool, StoreError>;
-    /// Deletes all sessions of a user except `keep`. Returns how many were deleted.
-    async fn revoke_all_sessions(
-        &self,
-        user_id: &str,
-        keep: Option<&str>,
-    ) -> Result<u64, StoreError>;
 
     /// Starts delivering invalidations published by other nodes to `sink`. Backends
     /// with a single process (the embedded store) have nothing to deliver.

@@ -34,7 +34,10 @@ use async_trait::async_trait;
 use redauth_core::clock::{Clock, UnixTime};
 use redauth_core::model::normalize_username;
 use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore};
-use redauth_core::store::{PrincipalRecord, RotateOutcome, RotateRequest};
+use redauth_core::store::{
+    EndSessions, PrincipalRecord, REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome,
+    RotateRequest, UserUpdate,
+};
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
 use redb::{
@@ -312,6 +315,12 @@ fn principal(
     }))
 }
 
+/// The prefix of a token hash kept in a session's history
+/// ([`REFRESH_HISTORY_HASH_CHARS`]).
+fn short_hash(hash: &str) -> String {
+    hash.chars().take(REFRESH_HISTORY_HASH_CHARS).collect()
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -337,14 +346,33 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+    /// The `UPDATE_USER` script of the Redis store, step for step.
+    async fn update_user(
+        &self,
+        user: &User,
+        end: EndSessions<'_>,
+    ) -> Result<UserUpdate, StoreError> {
         user.validate()?;
-        let user = user.clone();
+        let based_on = user.security_version;
+        let next = based_on
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("security version overflow".into()))?;
+        let user = User {
+            security_version: next,
+            ..user.clone()
+        };
+        let end = match end {
+            EndSessions::None => None,
+            EndSessions::AllBut(keep) => Some(keep.map(str::to_owned)),
+        };
         self.write(move |txn| {
             let mut users = txn.open_table(USERS).db()?;
             let Some(old) = read_user(&users, &user.id)? else {
                 return Err(StoreError::NotFound);
             };
+            if old.security_version != based_on {
+                return Err(StoreError::Conflict);
+            }
             // Exact comparison, as in Redis: even a change of case would leave the
             // username claim (keyed by the normalized form) describing another spelling.
             if old.username != user.username {
@@ -353,7 +381,21 @@ impl Store for EmbeddedStore {
             users
                 .insert(user.id.as_str(), encode(&user)?.as_str())
                 .db()?;
-            Ok(())
+            drop(users);
+            let mut ended = 0;
+            if let Some(keep) = end {
+                let mut sessions = SessionTables::open(txn)?;
+                for record in sessions.of_user(&user.id)? {
+                    if keep.as_deref() != Some(record.session.sid.as_str()) {
+                        sessions.remove(&user.id, &record.session.sid)?;
+                        ended += 1;
+                    }
+                }
+            }
+            Ok(UserUpdate {
+                security_version: next,
+                sessions_ended: ended,
+            })
         })
         .await
     }
@@ -444,6 +486,7 @@ impl Store for EmbeddedStore {
         &self,
         session: &Session,
         refresh: &TokenHash,
+        user_version: u64,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         session.validate()?;
@@ -451,8 +494,13 @@ impl Store for EmbeddedStore {
             session: normalize_session(session),
             current: refresh.0.clone(),
             previous: None,
+            history: Vec::new(),
         };
         self.write(move |txn| {
+            let current = read_user(&txn.open_table(USERS).db()?, &record.session.user_id)?;
+            if !current.is_some_and(|u| !u.disabled && u.security_version == user_version) {
+                return Err(StoreError::Conflict);
+            }
             let mut sessions = SessionTables::open(txn)?;
             let user_id = &record.session.user_id;
             for old in sessions.of_user(user_id)? {
@@ -514,9 +562,14 @@ impl Store for EmbeddedStore {
                 s.idle_expiry = now.saturating_add(req.idle_secs).min(s.absolute_expiry);
                 s.last_seen = now;
                 s.refresh_generation = s.refresh_generation.saturating_add(1);
+                if let Some(replaced) = record.previous.take() {
+                    record.history.insert(0, short_hash(&replaced.hash));
+                    record.history.truncate(REFRESH_HISTORY_LEN);
+                }
                 record.previous = Some(PreviousToken {
                     hash: presented,
                     rotated_at: now,
+                    binding: req.client_binding,
                 });
                 record.current = successor;
                 if !record.session.is_live(now) {
@@ -526,15 +579,21 @@ impl Store for EmbeddedStore {
                 }
                 sessions.put(&record)?;
                 true
-            } else if record.previous.as_ref().is_some_and(|p| {
-                p.hash == presented
-                    && record.current == successor
-                    && now.saturating_sub(p.rotated_at) <= req.grace_secs
-            }) {
+            } else if let Some(p) = record.previous.as_ref().filter(|p| p.hash == presented) {
+                let successor_matches = record.current == successor;
+                if !successor_matches || p.binding != req.client_binding {
+                    if successor_matches && now.saturating_sub(p.rotated_at) <= req.grace_secs {
+                        return Ok(RotateOutcome::ForeignReplay);
+                    }
+                    sessions.remove(uid, sid)?;
+                    return Ok(RotateOutcome::Reused);
+                }
                 false
-            } else {
+            } else if record.history.contains(&short_hash(&presented)) {
                 sessions.remove(uid, sid)?;
                 return Ok(RotateOutcome::Reused);
+            } else {
+                return Ok(RotateOutcome::Invalid);
             };
             drop(sessions);
             let found = principal(
@@ -618,26 +677,5 @@ impl Store for EmbeddedStore {
                     .into(),
             )),
         }
-    }
-
-    async fn revoke_all_sessions(
-        &self,
-        user_id: &str,
-        keep: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        let user_id = user_id.to_owned();
-        let keep = keep.map(str::to_owned);
-        self.write(move |txn| {
-            let mut sessions = SessionTables::open(txn)?;
-            let mut removed = 0;
-            for record in sessions.of_user(&user_id)? {
-                if keep.as_deref() != Some(record.session.sid.as_str()) {
-                    sessions.remove(&user_id, &record.session.sid)?;
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        })
-        .await
     }
 }

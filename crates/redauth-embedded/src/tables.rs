@@ -65,6 +65,10 @@ pub(crate) struct SessionRecord {
     pub current: String,
     /// Set by the first rotation and replaced by each later one.
     pub previous: Option<PreviousToken>,
+    /// Shortened hashes of the tokens before `previous`, newest first, at most
+    /// [`redauth_core::store::REFRESH_HISTORY_LEN`] (the `old` field in Redis).
+    #[serde(default)]
+    pub history: Vec<String>,
 }
 
 /// The token the current one replaced. Kept so that a client that retries a refresh
@@ -74,6 +78,10 @@ pub(crate) struct PreviousToken {
     pub hash: String,
     /// Anchors the grace window: replays never move it.
     pub rotated_at: UnixTime,
+    /// The client binding of the rotation that replaced it: only that client gets the
+    /// successor again.
+    #[serde(default)]
+    pub binding: String,
 }
 
 /// redb errors as [`StoreError`]: damage to the file is `Corrupt` (retrying cannot help),

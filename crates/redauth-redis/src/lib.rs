@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redauth_core::clock::UnixTime;
-use redauth_core::store::{InvalidationSink, PrincipalRecord, RotateOutcome, RotateRequest};
+use redauth_core::store::{
+    EndSessions, InvalidationSink, PrincipalRecord, REFRESH_HISTORY_HASH_CHARS,
+    REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+};
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -141,18 +144,31 @@ impl RedisStore {
         RedisRateLimiter::new(self.con(), &self.keys)
     }
 
-    /// Runs a read-only operation, once more if the connection had dropped (after a
-    /// Redis restart the first command finds the old socket dead; the retry waits for
-    /// the reconnect). Writes are never retried: a write whose reply was lost may have
-    /// been applied, and a refresh rotation must never run twice.
-    async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
-    where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        match op(self.con()).await {
+    /// Runs one script call, once more if the connection had dropped (after a Redis
+    /// restart the first command finds the old socket dead; the retry waits for the
+    /// reconnect). Retrying is safe for every script here, because each one gives the
+    /// same answer when run again after a run whose reply was lost: a rotation run
+    /// twice by the same client is a replay that returns the same successor, a create
+    /// of the same user or session finds its own earlier write, revocations and
+    /// compare-and-set writes are idempotent or report the conflict. (A rate-limit
+    /// charge may count twice: in the client's disfavour, never in an attacker's.)
+    async fn run<T: FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        match inv.invoke_async(&mut self.con()).await {
             Err(e) if e.is_connection_dropped() || e.is_io_error() => {
-                op(self.con()).await.map_err(map_err)
+                inv.invoke_async(&mut self.con()).await.map_err(map_err)
+            }
+            other => other.map_err(map_err),
+        }
+    }
+
+    /// [`Self::run`] for plain commands.
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        match cmd.query_async(&mut self.con()).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                cmd.query_async(&mut self.con()).await.map_err(map_err)
             }
             other => other.map_err(map_err),
         }
@@ -215,6 +231,8 @@ fn session_fields(s: &Session, refresh: &TokenHash) -> Vec<(&'static str, String
         ("cur", refresh.0.clone()),
         ("prev", String::new()),
         ("rot_at", "0".to_owned()),
+        ("bind", String::new()),
+        ("old", String::new()),
     ]
 }
 
@@ -275,10 +293,7 @@ fn parse_principal(sid: &str, parts: Vec<Value>) -> Result<PrincipalRecord, Stor
 #[async_trait]
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.con())
-            .await
-            .map_err(map_err)?;
+        self.query::<String>(&redis::cmd("PING")).await?;
         Ok(())
     }
 
@@ -286,16 +301,16 @@ impl Store for RedisStore {
         user.validate()?;
         let normalized = redauth_core::model::normalize_username(&user.username);
         let created: i64 = self
-            .scripts
-            .create_user
-            .key(self.keys.username(&normalized))
-            .key(self.keys.user(&user.id))
-            .key(self.keys.users())
-            .arg(&user.id)
-            .arg(encode_json(user)?)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .run(
+                self.scripts
+                    .create_user
+                    .key(self.keys.username(&normalized))
+                    .key(self.keys.user(&user.id))
+                    .key(self.keys.users())
+                    .arg(&user.id)
+                    .arg(encode_json(user)?),
+            )
+            .await?;
         if created == 1 {
             Ok(())
         } else {
@@ -303,60 +318,77 @@ impl Store for RedisStore {
         }
     }
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn update_user(
+        &self,
+        user: &User,
+        end: EndSessions<'_>,
+    ) -> Result<UserUpdate, StoreError> {
         user.validate()?;
-        let updated: i64 = self
-            .scripts
-            .update_user
-            .key(self.keys.user(&user.id))
-            .arg(encode_json(user)?)
+        let based_on = user.security_version;
+        let next = based_on
+            .checked_add(1)
+            .ok_or_else(|| corrupt("security version overflow"))?;
+        let stored = User {
+            security_version: next,
+            ..user.clone()
+        };
+        let mut inv = self.scripts.update_user.key(self.keys.user(&user.id));
+        inv.key(self.keys.user_sessions(&user.id))
+            .arg(encode_json(&stored)?)
             .arg(self.keys.invalidation_channel())
             .arg(&user.id)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
-        match updated {
-            1 => Ok(()),
-            0 => Err(StoreError::NotFound),
-            _ => Err(ValidationError::new("username", "cannot be changed").into()),
+            .arg(based_on);
+        match end {
+            EndSessions::None => inv.arg("0"),
+            EndSessions::AllBut(keep) => inv
+                .arg("1")
+                .arg(keep.unwrap_or(""))
+                .arg(self.keys.session_prefix(&user.id)),
+        };
+        let reply: Vec<i64> = self.run(&inv).await?;
+        match reply.as_slice() {
+            [1, ended] => Ok(UserUpdate {
+                security_version: next,
+                sessions_ended: u64::try_from(*ended).unwrap_or(0),
+            }),
+            [0] => Err(StoreError::NotFound),
+            [-1] => Err(ValidationError::new("username", "cannot be changed").into()),
+            [-2] => Err(StoreError::Conflict),
+            _ => Err(corrupt("update_user reply has the wrong shape")),
         }
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let json: Option<String> = redis::cmd("GET")
-            .arg(self.keys.user(id))
-            .query_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+        let json: Option<String> = self
+            .query(redis::cmd("GET").arg(self.keys.user(id)))
+            .await?;
         json.map(|j| decode_json(&j)).transpose()
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let normalized = redauth_core::model::normalize_username(username);
         let json: Option<String> = self
-            .read(|mut con| {
-                let mut inv = self
-                    .scripts
+            .run(
+                self.scripts
                     .find_user_by_username
-                    .key(self.keys.username(&normalized));
-                inv.arg(self.keys.user_key_prefix())
-                    .arg(Keys::USER_KEY_SUFFIX);
-                async move { inv.invoke_async(&mut con).await }
-            })
+                    .key(self.keys.username(&normalized))
+                    .arg(self.keys.user_key_prefix())
+                    .arg(Keys::USER_KEY_SUFFIX),
+            )
             .await?;
         json.map(|j| decode_json(&j)).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let jsons: Vec<String> = self
-            .scripts
-            .list_users
-            .key(self.keys.users())
-            .arg(self.keys.user_key_prefix())
-            .arg(Keys::USER_KEY_SUFFIX)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .run(
+                self.scripts
+                    .list_users
+                    .key(self.keys.users())
+                    .arg(self.keys.user_key_prefix())
+                    .arg(Keys::USER_KEY_SUFFIX),
+            )
+            .await?;
         jsons.iter().map(|j| decode_json(j)).collect()
     }
 
@@ -366,42 +398,40 @@ impl Store for RedisStore {
         };
         let normalized = redauth_core::model::normalize_username(&user.username);
         let deleted: i64 = self
-            .scripts
-            .delete_user
-            .key(self.keys.user(id))
-            .key(self.keys.username(&normalized))
-            .key(self.keys.users())
-            .key(self.keys.user_sessions(id))
-            .arg(id)
-            .arg(self.keys.session_prefix(id))
-            .arg(self.keys.invalidation_channel())
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .run(
+                self.scripts
+                    .delete_user
+                    .key(self.keys.user(id))
+                    .key(self.keys.username(&normalized))
+                    .key(self.keys.users())
+                    .key(self.keys.user_sessions(id))
+                    .arg(id)
+                    .arg(self.keys.session_prefix(id))
+                    .arg(self.keys.invalidation_channel()),
+            )
+            .await?;
         Ok(deleted == 1)
     }
 
     async fn put_role(&self, role: &Role) -> Result<(), StoreError> {
         role.validate()?;
         let _: i64 = self
-            .scripts
-            .put_role
-            .key(self.keys.roles())
-            .arg(&role.name)
-            .arg(encode_json(role)?)
-            .arg(self.keys.invalidation_channel())
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .run(
+                self.scripts
+                    .put_role
+                    .key(self.keys.roles())
+                    .arg(&role.name)
+                    .arg(encode_json(role)?)
+                    .arg(self.keys.invalidation_channel()),
+            )
+            .await?;
         Ok(())
     }
 
     async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
-        let jsons: Vec<String> = redis::cmd("HVALS")
-            .arg(self.keys.roles())
-            .query_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+        let jsons: Vec<String> = self
+            .query(redis::cmd("HVALS").arg(self.keys.roles()))
+            .await?;
         jsons.iter().map(|j| decode_json(j)).collect()
     }
 
@@ -409,6 +439,7 @@ impl Store for RedisStore {
         &self,
         session: &Session,
         refresh: &TokenHash,
+        user_version: u64,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         session.validate()?;
@@ -417,15 +448,19 @@ impl Store for RedisStore {
             .create_session
             .key(self.keys.session(&session.user_id, &session.sid));
         inv.key(self.keys.user_sessions(&session.user_id))
+            .key(self.keys.user(&session.user_id))
             .arg(now)
             .arg(&session.sid)
             .arg(session.absolute_expiry)
-            .arg(session.idle_expiry);
+            .arg(session.idle_expiry)
+            .arg(user_version);
         for (k, v) in session_fields(session, refresh) {
             inv.arg(k).arg(v);
         }
-        let _: i64 = inv.invoke_async(&mut self.con()).await.map_err(map_err)?;
-        Ok(())
+        match self.run::<i64>(&inv).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::Conflict),
+        }
     }
 
     async fn load_principal(
@@ -435,16 +470,14 @@ impl Store for RedisStore {
         now: UnixTime,
     ) -> Result<Option<PrincipalRecord>, StoreError> {
         let reply: Option<Vec<Value>> = self
-            .read(|mut con| {
-                let mut inv = self
-                    .scripts
+            .run(
+                self.scripts
                     .load_principal
-                    .key(self.keys.session(user_id, session_id));
-                inv.key(self.keys.user(user_id))
+                    .key(self.keys.session(user_id, session_id))
+                    .key(self.keys.user(user_id))
                     .key(self.keys.roles())
-                    .arg(now);
-                async move { inv.invoke_async(&mut con).await }
-            })
+                    .arg(now),
+            )
             .await?;
         reply
             .map(|parts| parse_principal(session_id, parts))
@@ -465,7 +498,10 @@ impl Store for RedisStore {
             .arg(req.grace_secs)
             .arg(req.idle_secs)
             .arg(self.keys.invalidation_channel())
-            .arg(&req.session_id);
+            .arg(&req.session_id)
+            .arg(&req.client_binding)
+            .arg(REFRESH_HISTORY_LEN)
+            .arg(REFRESH_HISTORY_HASH_CHARS);
         match &req.charge {
             Some(c) => {
                 inv.key(self.keys.rate_limit(&c.key))
@@ -478,13 +514,14 @@ impl Store for RedisStore {
                 inv.arg("0");
             }
         }
-        let reply: Vec<Value> = inv.invoke_async(&mut self.con()).await.map_err(map_err)?;
+        let reply: Vec<Value> = self.run(&inv).await?;
         let mut it = reply.into_iter();
         let code: i64 = from_value(it.next().ok_or_else(|| corrupt("empty rotate reply"))?)?;
         Ok(match code {
             1 => RotateOutcome::Rotated(parse_principal(&req.session_id, it.collect())?),
             2 => RotateOutcome::Replayed(parse_principal(&req.session_id, it.collect())?),
             -1 => RotateOutcome::Reused,
+            -2 => RotateOutcome::ForeignReplay,
             -3 => {
                 let wait_ms: i64 = it.next().map(from_value).transpose()?.unwrap_or(1000);
                 match redauth_core::rate_limit::Decision::after_wait(wait_ms) {
@@ -508,14 +545,8 @@ impl Store for RedisStore {
         let prefix = self.keys.session_prefix(user_id);
         let index = self.keys.user_sessions(user_id);
         let reply: Vec<Vec<String>> = self
-            .scripts
-            .list_sessions
-            .key(&index)
-            .arg(now)
-            .arg(&prefix)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .run(self.scripts.list_sessions.key(&index).arg(now).arg(&prefix))
+            .await?;
         reply
             .into_iter()
             .map(|flat| parse_session(None, flat))
@@ -529,37 +560,18 @@ impl Store for RedisStore {
         proof: Option<&TokenHash>,
     ) -> Result<bool, StoreError> {
         let n: i64 = self
-            .scripts
-            .revoke_session
-            .key(self.keys.session(user_id, session_id))
-            .key(self.keys.user_sessions(user_id))
-            .arg(session_id)
-            .arg(self.keys.invalidation_channel())
-            .arg(proof.map_or("", |p| p.0.as_str()))
-            .arg(if proof.is_some() { "1" } else { "0" })
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
+            .run(
+                self.scripts
+                    .revoke_session
+                    .key(self.keys.session(user_id, session_id))
+                    .key(self.keys.user_sessions(user_id))
+                    .arg(session_id)
+                    .arg(self.keys.invalidation_channel())
+                    .arg(proof.map_or("", |p| p.0.as_str()))
+                    .arg(if proof.is_some() { "1" } else { "0" }),
+            )
+            .await?;
         Ok(n > 0)
-    }
-
-    async fn revoke_all_sessions(
-        &self,
-        user_id: &str,
-        keep: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        let n: u64 = self
-            .scripts
-            .revoke_all_sessions
-            .key(self.keys.user_sessions(user_id))
-            .arg(self.keys.session_prefix(user_id))
-            .arg(self.keys.invalidation_channel())
-            .arg(user_id)
-            .arg(keep.unwrap_or(""))
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(map_err)?;
-        Ok(n)
     }
 
     fn rate_limiter(&self) -> Arc<dyn redauth_core::rate_limit::RateLimiter> {

@@ -36,16 +36,19 @@ return p
 
 /// KEYS: session, user, roles, user's session index[, rate-limit key].
 /// ARGV: presented hash, successor hash, now, grace secs, idle secs, channel, sid,
-/// '1' to charge the rate-limit key (then: now ms, interval ms, tolerance ms) or '0'.
-/// Returns {1, principal...} rotated, {2, principal...} replayed within grace,
-/// {-1} reuse (session revoked and announced), {0} unknown or expired,
+/// client binding, history length, history hash chars, '1' to charge the rate-limit
+/// key (then: now ms, interval ms, tolerance ms) or '0'.
+/// Returns {1, principal...} rotated, {2, principal...} replayed to the same client,
+/// {-2} the previous token from another client within grace (nothing changed),
+/// {-1} reuse of a token this session issued (session revoked and announced),
+/// {0} unknown, expired, or a token this session never issued (nothing changed),
 /// {-3, wait ms} refused by the rate limit (nothing else touched).
 const ROTATE_REFRESH: &str = r"
-if ARGV[8] == '1' then
-  local wait = gcra(KEYS[5], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+if ARGV[11] == '1' then
+  local wait = gcra(KEYS[5], tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), 1)
   if wait > 0 then return {-3, wait} end
 end
-local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rot_at', 'abs_exp', 'idle_exp')
+local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rot_at', 'abs_exp', 'idle_exp', 'bind', 'old')
 if not s[1] then return {0} end
 local now = tonumber(ARGV[3])
 local abs = tonumber(s[4])
@@ -54,30 +57,58 @@ if abs <= now or tonumber(s[5]) <= now then
   redis.call('ZREM', KEYS[4], ARGV[7])
   return {0}
 end
-local code
-if s[1] == ARGV[1] then
-  local idle = math.min(now + tonumber(ARGV[5]), abs)
-  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'rot_at', ARGV[3], 'last_seen', ARGV[3], 'idle_exp', idle)
-  redis.call('HINCRBY', KEYS[1], 'gen', 1)
-  redis.call('EXPIREAT', KEYS[1], idle)
-  code = 1
-elseif ARGV[1] ~= '' and s[2] == ARGV[1] and s[1] == ARGV[2] and now - tonumber(s[3]) <= tonumber(ARGV[4]) then
-  code = 2
-else
+local presented = ARGV[1]
+local keep, chars = tonumber(ARGV[9]), tonumber(ARGV[10])
+local function revoke()
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[4], ARGV[7])
   redis.call('PUBLISH', ARGV[6], 'sid:' .. ARGV[7])
   return {-1}
+end
+local code
+if s[1] == presented then
+  local old = {}
+  if s[2] and s[2] ~= '' then table.insert(old, string.sub(s[2], 1, chars)) end
+  for h in string.gmatch(s[7] or '', '%S+') do
+    if #old >= keep then break end
+    table.insert(old, h)
+  end
+  local idle = math.min(now + tonumber(ARGV[5]), abs)
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', presented, 'rot_at', ARGV[3], 'bind', ARGV[8],
+    'old', table.concat(old, ' '), 'last_seen', ARGV[3], 'idle_exp', idle)
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  redis.call('EXPIREAT', KEYS[1], idle)
+  code = 1
+elseif presented ~= '' and s[2] == presented then
+  if s[1] == ARGV[2] and s[6] == ARGV[8] then
+    code = 2
+  elseif s[1] == ARGV[2] and now - tonumber(s[3]) <= tonumber(ARGV[4]) then
+    return {-2}
+  else
+    return revoke()
+  end
+else
+  local short = string.sub(presented, 1, chars)
+  for h in string.gmatch(s[7] or '', '%S+') do
+    if h == short then return revoke() end
+  end
+  return {0}
 end
 local p = principal(KEYS[1], KEYS[2], KEYS[3], now)
 if not p then return {0} end
 return {code, p[1], p[2], p[3]}
 ";
 
-/// KEYS: session, user's session index. ARGV: now, sid, absolute expiry, idle expiry,
-/// then the session hash as field/value pairs.
+/// KEYS: session, user's session index, user. ARGV: now, sid, absolute expiry, idle
+/// expiry, the user's security version the password was checked under, then the
+/// session hash as field/value pairs. 0 (nothing written) if the user is gone,
+/// disabled or at another version.
 const CREATE_SESSION: &str = r"
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local u = redis.call('GET', KEYS[3])
+if not u then return 0 end
+u = cjson.decode(u)
+if u.disabled or (u.security_version or 0) ~= tonumber(ARGV[5]) then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
@@ -126,35 +157,42 @@ redis.call('PUBLISH', ARGV[2], 'sid:' .. ARGV[1])
 return n
 ";
 
-/// KEYS: user's session index. ARGV: session key prefix, channel, uid, sid to keep or ''.
-const REVOKE_ALL_SESSIONS: &str = r"
-local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if sid ~= ARGV[4] then
-    n = n + redis.call('DEL', ARGV[1] .. sid)
-    redis.call('ZREM', KEYS[1], sid)
-  end
-end
-redis.call('PUBLISH', ARGV[2], 'user:' .. ARGV[3])
-return n
-";
-
-/// KEYS: username, user, users set. ARGV: uid, user JSON. 0 if the username is taken.
+/// KEYS: username, user, users set. ARGV: uid, user JSON. 0 if the username is taken
+/// by another user (the same user again is a retried create: done).
 const CREATE_USER: &str = r"
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+  return 0
+end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 ";
 
-/// KEYS: user. ARGV: user JSON, channel, uid. 0 if absent, -1 if the username changed.
+/// KEYS: user, user's session index. ARGV: user JSON (at the new version), channel,
+/// uid, the version the write is based on, '1' to end sessions (then: the sid to keep
+/// or '', session key prefix) or '0'.
+/// Returns {1, sessions ended}, {0} if absent, {-1} if the username changed, {-2} if
+/// the stored version is not the expected one (nothing written).
 const UPDATE_USER: &str = r"
 local old = redis.call('GET', KEYS[1])
-if not old then return 0 end
-if cjson.decode(old).username ~= cjson.decode(ARGV[1]).username then return -1 end
+if not old then return {0} end
+old = cjson.decode(old)
+local new = cjson.decode(ARGV[1])
+if (old.security_version or 0) ~= tonumber(ARGV[4]) then return {-2} end
+if old.username ~= new.username then return {-1} end
 redis.call('SET', KEYS[1], ARGV[1])
+local n = 0
+if ARGV[5] == '1' then
+  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if sid ~= ARGV[6] then
+      n = n + redis.call('DEL', ARGV[7] .. sid)
+      redis.call('ZREM', KEYS[2], sid)
+    end
+  end
+end
 redis.call('PUBLISH', ARGV[2], 'user:' .. ARGV[3])
-return 1
+return {1, n}
 ";
 
 /// KEYS: user, username, users set, user's session index.
@@ -199,7 +237,6 @@ pub struct Scripts {
     pub create_session: Script,
     pub list_sessions: Script,
     pub revoke_session: Script,
-    pub revoke_all_sessions: Script,
     pub create_user: Script,
     pub update_user: Script,
     pub delete_user: Script,
@@ -220,7 +257,6 @@ impl Scripts {
             create_session: Script::new(CREATE_SESSION),
             list_sessions: Script::new(LIST_SESSIONS),
             revoke_session: Script::new(REVOKE_SESSION),
-            revoke_all_sessions: Script::new(REVOKE_ALL_SESSIONS),
             create_user: Script::new(CREATE_USER),
             update_user: Script::new(UPDATE_USER),
             delete_user: Script::new(DELETE_USER),
@@ -230,14 +266,13 @@ impl Scripts {
         }
     }
 
-    pub fn all(&self) -> [&Script; 12] {
+    pub fn all(&self) -> [&Script; 11] {
         [
             &self.load_principal,
             &self.rotate_refresh,
             &self.create_session,
             &self.list_sessions,
             &self.revoke_session,
-            &self.revoke_all_sessions,
             &self.create_user,
             &self.update_user,
             &self.delete_user,

@@ -388,15 +388,12 @@ pub async fn run_admin(
             }
             UserCommand::Grant { username, role } => {
                 let u = service.find_user(&username).await?;
-                let mut roles = u.roles.clone();
-                roles.push(role);
-                let u = service.set_user_roles(&u.id, roles).await?;
+                let u = service.grant_role(&u.id, &role).await?;
                 writeln!(out, "{} now has roles: {}", u.username, u.roles.join(","))?;
             }
             UserCommand::Revoke { username, role } => {
                 let u = service.find_user(&username).await?;
-                let roles = u.roles.iter().filter(|r| **r != role).cloned().collect();
-                let u = service.set_user_roles(&u.id, roles).await?;
+                let u = service.revoke_role(&u.id, &role).await?;
                 writeln!(out, "{} now has roles: {}", u.username, u.roles.join(","))?;
             }
         },

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use redauth_core::clock::{Clock, SystemClock, UnixTime};
 use redauth_core::ids::random_id;
-use redauth_core::store::{RotateOutcome, RotateRequest};
+use redauth_core::store::{
+    EndSessions, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+};
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
 
@@ -25,6 +27,9 @@ macro_rules! store_conformance_tests {
             concurrent_creates_of_one_username_yield_one_user,
             invalid_models_are_never_written,
             update_user_replaces_and_rejects_unknown_or_renamed,
+            update_user_is_compare_and_set_on_the_security_version,
+            update_user_ends_sessions_in_the_same_write,
+            create_session_requires_the_checked_user_version,
             delete_user_removes_claim_and_sessions,
             roles_put_and_list,
             load_principal_returns_session_user_and_held_roles,
@@ -36,8 +41,11 @@ macro_rules! store_conformance_tests {
             concurrent_rotations_of_one_token_form_one_lineage,
             list_sessions_prunes_dead_sessions,
             revoke_session_with_and_without_proof,
-            revoke_all_sessions_keeps_the_one_asked,
             replay_with_another_successor_is_reuse,
+            same_client_gets_its_successor_until_it_is_used,
+            made_up_token_for_a_real_session_changes_nothing,
+            old_token_from_the_history_is_reuse,
+            token_history_is_bounded,
             one_user_cannot_revoke_another_users_session,
             an_empty_proof_revokes_nothing,
             rotation_charges_its_rate_limit_in_the_same_call,
@@ -70,6 +78,7 @@ pub fn user(username: &str) -> User {
         created_at: t,
         updated_at: t,
         password_changed_at: t,
+        security_version: 0,
     }
 }
 
@@ -91,12 +100,26 @@ fn hash(s: &str) -> TokenHash {
     TokenHash(s.into())
 }
 
+/// The client binding of the conformance suite's own client.
+const TAB: &str = "tab";
+
 fn rotate(s: &Session, presented: &str, successor: &str, t: UnixTime) -> RotateRequest {
+    rotate_from(TAB, s, presented, successor, t)
+}
+
+fn rotate_from(
+    client: &str,
+    s: &Session,
+    presented: &str,
+    successor: &str,
+    t: UnixTime,
+) -> RotateRequest {
     RotateRequest {
         user_id: s.user_id.clone(),
         session_id: s.sid.clone(),
         presented: hash(presented),
         successor: hash(successor),
+        client_binding: client.into(),
         now: t,
         grace_secs: 10,
         idle_secs: 3600,
@@ -186,7 +209,7 @@ pub async fn invalid_models_are_never_written(store: Arc<dyn Store>) {
     let mut s = session(&u.id, now(), 100, 200);
     s.idle_expiry = s.absolute_expiry + 1;
     assert!(matches!(
-        store.create_session(&s, &hash("h"), now()).await,
+        store.create_session(&s, &hash("h"), 0, now()).await,
         Err(StoreError::Invalid(_))
     ));
     assert!(store.list_sessions(&u.id, now()).await.unwrap().is_empty());
@@ -196,26 +219,169 @@ pub async fn update_user_replaces_and_rejects_unknown_or_renamed(store: Arc<dyn 
     let mut u = stored_user(&store, "gina").await;
     u.roles = vec!["editor".into()];
     u.disabled = true;
-    store.update_user(&u).await.unwrap();
+    let done = store.update_user(&u, EndSessions::None).await.unwrap();
+    assert_eq!(
+        done,
+        UserUpdate {
+            security_version: 1,
+            sessions_ended: 0
+        }
+    );
+    u.security_version = 1;
     assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u.clone()));
 
     let ghost = user("ghost");
     assert!(matches!(
-        store.update_user(&ghost).await,
+        store.update_user(&ghost, EndSessions::None).await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.get_user(&ghost.id).await.unwrap(), None);
 
     let mut renamed = u.clone();
     renamed.username = "gina2".into();
-    assert!(store.update_user(&renamed).await.is_err());
+    assert!(
+        store
+            .update_user(&renamed, EndSessions::None)
+            .await
+            .is_err()
+    );
     assert_eq!(store.get_user(&u.id).await.unwrap(), Some(u));
+}
+
+/// Issue 10, item 1: a write based on a stale read (a password change that hashed
+/// while an admin removed a role) must not put back what the other write removed.
+pub async fn update_user_is_compare_and_set_on_the_security_version(store: Arc<dyn Store>) {
+    let mut read_by_slow_writer = stored_user(&store, "gwen").await;
+    read_by_slow_writer.roles = vec!["admin".into()];
+    store
+        .update_user(&read_by_slow_writer, EndSessions::None)
+        .await
+        .unwrap();
+    read_by_slow_writer.security_version = 1;
+
+    let mut admin_copy = read_by_slow_writer.clone();
+    admin_copy.roles.clear();
+    admin_copy.disabled = true;
+    store
+        .update_user(&admin_copy, EndSessions::None)
+        .await
+        .unwrap();
+
+    let mut stale = read_by_slow_writer.clone();
+    stale.password_hash = "$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into();
+    assert!(matches!(
+        store.update_user(&stale, EndSessions::AllBut(None)).await,
+        Err(StoreError::Conflict)
+    ));
+    let stored = store.get_user(&stale.id).await.unwrap().unwrap();
+    assert_eq!(stored.security_version, 2);
+    assert!(stored.roles.is_empty() && stored.disabled, "{stored:?}");
+    assert_eq!(stored.password_hash, read_by_slow_writer.password_hash);
+}
+
+pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "rita").await;
+    let other = stored_user(&store, "ruth").await;
+    let t = now();
+    let sessions: Vec<_> = (0..3).map(|_| session(&u.id, t, 3600, 3600)).collect();
+    for s in &sessions {
+        store.create_session(s, &hash("x"), 0, t).await.unwrap();
+    }
+    let theirs = session(&other.id, t, 3600, 3600);
+    store
+        .create_session(&theirs, &hash("y"), 0, t)
+        .await
+        .unwrap();
+    let done = store
+        .update_user(&u, EndSessions::AllBut(Some(&sessions[0].sid)))
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        UserUpdate {
+            security_version: 1,
+            sessions_ended: 2
+        }
+    );
+    let left: Vec<_> = store
+        .list_sessions(&u.id, t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(left, vec![sessions[0].sid.clone()]);
+    let mut u = u;
+    u.security_version = 1;
+    let done = store
+        .update_user(&u, EndSessions::AllBut(None))
+        .await
+        .unwrap();
+    assert_eq!(done.sessions_ended, 1);
+    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(
+        store
+            .load_principal(&other.id, &theirs.sid, t)
+            .await
+            .unwrap()
+            .is_some(),
+        "other users untouched"
+    );
+}
+
+/// Issue 10, item 2: a login that checked the password before a password change, a
+/// disable or a delete must not open a session after it.
+pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Store>) {
+    let t = now();
+    let mut u = stored_user(&store, "vera").await;
+    let s = session(&u.id, t, 3600, 3600);
+    store.create_session(&s, &hash("a"), 0, t).await.unwrap();
+
+    u.password_hash = "$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into();
+    store.update_user(&u, EndSessions::None).await.unwrap();
+    let late = session(&u.id, t, 3600, 3600);
+    assert!(matches!(
+        store.create_session(&late, &hash("b"), 0, t).await,
+        Err(StoreError::Conflict)
+    ));
+    store.create_session(&late, &hash("b"), 1, t).await.unwrap();
+
+    u.security_version = 1;
+    u.disabled = true;
+    store.update_user(&u, EndSessions::None).await.unwrap();
+    let while_disabled = session(&u.id, t, 3600, 3600);
+    assert!(matches!(
+        store
+            .create_session(&while_disabled, &hash("c"), 2, t)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+
+    assert!(store.delete_user(&u.id).await.unwrap());
+    let after_delete = session(&u.id, t, 3600, 3600);
+    assert!(matches!(
+        store.create_session(&after_delete, &hash("d"), 2, t).await,
+        Err(StoreError::Conflict)
+    ));
+    for refused in [&while_disabled, &after_delete] {
+        assert!(
+            store
+                .load_principal(&u.id, &refused.sid, t)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
 }
 
 pub async fn delete_user_removes_claim_and_sessions(store: Arc<dyn Store>) {
     let u = stored_user(&store, "hank").await;
     let s = session(&u.id, now(), 3600, 3600);
-    store.create_session(&s, &hash("t0"), now()).await.unwrap();
+    store
+        .create_session(&s, &hash("t0"), 0, now())
+        .await
+        .unwrap();
     assert!(store.delete_user(&u.id).await.unwrap());
     assert!(!store.delete_user(&u.id).await.unwrap());
     assert_eq!(store.get_user(&u.id).await.unwrap(), None);
@@ -265,7 +431,7 @@ pub async fn load_principal_returns_session_user_and_held_roles(store: Arc<dyn S
     store.create_user(&u).await.unwrap();
     let t = now();
     let s = session(&u.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     let rec = store
         .load_principal(&u.id, &s.sid, t)
         .await
@@ -281,7 +447,7 @@ pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn
     let b = stored_user(&store, "jill").await;
     let t = now();
     let s = session(&a.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert!(
         store
             .load_principal(&b.id, &s.sid, t)
@@ -314,7 +480,7 @@ pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn
     );
     let long_idle = session(&a.id, t, 100, 100);
     store
-        .create_session(&long_idle, &hash("t1"), t)
+        .create_session(&long_idle, &hash("t1"), 0, t)
         .await
         .unwrap();
     assert!(
@@ -331,7 +497,7 @@ pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>
     let u = stored_user(&store, "kate").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
 
     let RotateOutcome::Rotated(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 1))
@@ -342,19 +508,37 @@ pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>
     };
     assert_eq!(rec.session.refresh_generation, 1);
     assert_eq!(rec.user.id, u.id);
-    // Same old token within the grace window: same successor, no new generation.
+    // Same old token from the same client (a second tab): same successor, no new
+    // generation.
     let RotateOutcome::Replayed(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 5))
         .await
         .unwrap()
     else {
-        panic!("replay inside the grace window")
+        panic!("replay by the rotating client")
     };
     assert_eq!(rec.session.refresh_generation, 1);
-    // After the window: theft. The session is gone for every token.
+    // Issue 10, item 4: another client inside the window gets nothing and changes
+    // nothing (it may be the user behind a second address, or a thief riding the
+    // window)...
     assert_eq!(
         store
-            .rotate_refresh(&rotate(&s, "t0", "t1", t + 12))
+            .rotate_refresh(&rotate_from("thief", &s, "t0", "t1", t + 5))
+            .await
+            .unwrap(),
+        RotateOutcome::ForeignReplay
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t + 5)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // ...and after the window it is theft. The session is gone for every token.
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate_from("thief", &s, "t0", "t1", t + 12))
             .await
             .unwrap(),
         RotateOutcome::Reused
@@ -380,7 +564,7 @@ pub async fn grace_window_is_anchored_to_first_rotation(store: Arc<dyn Store>) {
     let u = stored_user(&store, "liam").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -388,7 +572,7 @@ pub async fn grace_window_is_anchored_to_first_rotation(store: Arc<dyn Store>) {
             .unwrap(),
         RotateOutcome::Rotated(_)
     ));
-    // Replays inside the window do not move it.
+    // Presentations inside the window, by this client or another, do not move it.
     for dt in [3, 6, 9, 10] {
         assert!(
             matches!(
@@ -400,10 +584,18 @@ pub async fn grace_window_is_anchored_to_first_rotation(store: Arc<dyn Store>) {
             ),
             "replay at +{dt}"
         );
+        assert_eq!(
+            store
+                .rotate_refresh(&rotate_from("other", &s, "t0", "t1", t + dt))
+                .await
+                .unwrap(),
+            RotateOutcome::ForeignReplay,
+            "foreign replay at +{dt}"
+        );
     }
     assert_eq!(
         store
-            .rotate_refresh(&rotate(&s, "t0", "t1", t + 11))
+            .rotate_refresh(&rotate_from("other", &s, "t0", "t1", t + 11))
             .await
             .unwrap(),
         RotateOutcome::Reused
@@ -414,7 +606,7 @@ pub async fn rotation_extends_idle_but_never_past_absolute(store: Arc<dyn Store>
     let u = stored_user(&store, "mona").await;
     let t = now();
     let s = session(&u.id, t, 5000, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     let RotateOutcome::Rotated(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 1000))
         .await
@@ -465,7 +657,7 @@ pub async fn rotation_of_unknown_or_expired_session_is_invalid(store: Arc<dyn St
         RotateOutcome::Invalid
     );
     let s = session(&u.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert_eq!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t + 600))
@@ -483,7 +675,7 @@ pub async fn concurrent_rotations_of_one_token_form_one_lineage(store: Arc<dyn S
     let u = stored_user(&store, "omar").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     let tasks = (0..20).map(|_| {
         let store = store.clone();
         let req = rotate(&s, "t0", "t1", t + 1);
@@ -524,9 +716,12 @@ pub async fn list_sessions_prunes_dead_sessions(store: Arc<dyn Store>) {
     let t = now();
     let short = session(&u.id, t, 100, 100);
     let long = session(&u.id, t, 3600, 3600);
-    store.create_session(&short, &hash("a"), t).await.unwrap();
     store
-        .create_session(&long, &hash("b"), t + 1)
+        .create_session(&short, &hash("a"), 0, t)
+        .await
+        .unwrap();
+    store
+        .create_session(&long, &hash("b"), 0, t + 1)
         .await
         .unwrap();
     let listed: Vec<_> = store
@@ -554,7 +749,7 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
     let u = stored_user(&store, "quin").await;
     let t = now();
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert!(
         !store
             .revoke_session(&u.id, &s.sid, Some(&hash("forged")))
@@ -587,7 +782,7 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
     );
 
     let s2 = session(&u.id, t, 3600, 3600);
-    store.create_session(&s2, &hash("u0"), t).await.unwrap();
+    store.create_session(&s2, &hash("u0"), 0, t).await.unwrap();
     store
         .rotate_refresh(&rotate(&s2, "u0", "u1", t))
         .await
@@ -600,53 +795,16 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
         "previous token is proof too"
     );
     let s3 = session(&u.id, t, 3600, 3600);
-    store.create_session(&s3, &hash("v0"), t).await.unwrap();
+    store.create_session(&s3, &hash("v0"), 0, t).await.unwrap();
     assert!(store.revoke_session(&u.id, &s3.sid, None).await.unwrap());
     assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
-}
-
-pub async fn revoke_all_sessions_keeps_the_one_asked(store: Arc<dyn Store>) {
-    let u = stored_user(&store, "rita").await;
-    let other = stored_user(&store, "ruth").await;
-    let t = now();
-    let sessions: Vec<_> = (0..3).map(|_| session(&u.id, t, 3600, 3600)).collect();
-    for s in &sessions {
-        store.create_session(s, &hash("x"), t).await.unwrap();
-    }
-    let theirs = session(&other.id, t, 3600, 3600);
-    store.create_session(&theirs, &hash("y"), t).await.unwrap();
-    assert_eq!(
-        store
-            .revoke_all_sessions(&u.id, Some(&sessions[0].sid))
-            .await
-            .unwrap(),
-        2
-    );
-    let left: Vec<_> = store
-        .list_sessions(&u.id, t)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.sid)
-        .collect();
-    assert_eq!(left, vec![sessions[0].sid.clone()]);
-    assert_eq!(store.revoke_all_sessions(&u.id, None).await.unwrap(), 1);
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
-    assert!(
-        store
-            .load_principal(&other.id, &theirs.sid, t)
-            .await
-            .unwrap()
-            .is_some(),
-        "other users untouched"
-    );
 }
 
 pub async fn replay_with_another_successor_is_reuse(store: Arc<dyn Store>) {
     let u = stored_user(&store, "sam").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -671,14 +829,178 @@ pub async fn replay_with_another_successor_is_reuse(store: Arc<dyn Store>) {
     );
 }
 
+/// Issue 10, item 10: a client whose reply was lost (a 503 after the rotation was
+/// applied, a node killed mid-request) retries the old token, after any grace window,
+/// and gets its successor; once it has used the successor, the old token is theft.
+pub async fn same_client_gets_its_successor_until_it_is_used(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "walt").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 86_400);
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t + 3000))
+            .await
+            .unwrap(),
+        RotateOutcome::Replayed(_)
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t1", "t2", t + 3001))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t + 3002))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+}
+
+/// Issue 10, item 3: uid and sid are not secrets; a well-formed token this session
+/// never issued must not end it, and must get the same answer as for no session.
+pub async fn made_up_token_for_a_real_session_changes_nothing(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "xena").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    for at in [t + 1, t + 100] {
+        for client in [TAB, "attacker"] {
+            assert_eq!(
+                store
+                    .rotate_refresh(&rotate_from(client, &s, "made-up", "made-up-next", at))
+                    .await
+                    .unwrap(),
+                RotateOutcome::Invalid
+            );
+        }
+    }
+    let unknown = session(&u.id, t, 86_400, 3600);
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&unknown, "made-up", "made-up-next", t + 1))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid,
+        "same answer as for a session that does not exist"
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&s, "t1", "t2", t + 101))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+}
+
+pub async fn old_token_from_the_history_is_reuse(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "yara").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    for (i, dt) in (0..3).zip(1..) {
+        let (p, n) = (format!("t{i}"), format!("t{}", i + 1));
+        assert!(matches!(
+            store
+                .rotate_refresh(&rotate(&s, &p, &n, t + dt))
+                .await
+                .unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+    }
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(&s, "t0", "t1", t + 10))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    assert!(
+        store
+            .load_principal(&u.id, &s.sid, t + 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The history is bounded: a token older than it is refused without a verdict.
+pub async fn token_history_is_bounded(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "zora").await;
+    let t = now();
+    let s = session(&u.id, t, 86_400, 3600);
+    // Hashes as long as real ones, so that the stored prefixes are what is compared.
+    let token = |i: usize| format!("{i:-<43}");
+    store
+        .create_session(&s, &hash(&token(0)), 0, t)
+        .await
+        .unwrap();
+    let rotations = REFRESH_HISTORY_LEN + 3;
+    for i in 0..rotations {
+        assert!(matches!(
+            store
+                .rotate_refresh(&rotate(&s, &token(i), &token(i + 1), t + 1))
+                .await
+                .unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+    }
+    // token(rotations) is current, token(rotations - 1) previous; the history holds
+    // the REFRESH_HISTORY_LEN before that.
+    let oldest_kept = rotations - 1 - REFRESH_HISTORY_LEN;
+    for forgotten in 0..oldest_kept {
+        assert_eq!(
+            store
+                .rotate_refresh(&rotate(&s, &token(forgotten), &token(forgotten + 1), t + 2))
+                .await
+                .unwrap(),
+            RotateOutcome::Invalid,
+            "token {forgotten}"
+        );
+    }
+    assert_eq!(
+        store
+            .rotate_refresh(&rotate(
+                &s,
+                &token(oldest_kept),
+                &token(oldest_kept + 1),
+                t + 2
+            ))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+}
+
 pub async fn one_user_cannot_revoke_another_users_session(store: Arc<dyn Store>) {
     let owner = stored_user(&store, "tess").await;
     let other = stored_user(&store, "theo").await;
     let t = now();
     let s = session(&owner.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert!(!store.revoke_session(&other.id, &s.sid, None).await.unwrap());
-    assert_eq!(store.revoke_all_sessions(&other.id, None).await.unwrap(), 0);
+    let done = store
+        .update_user(&other, EndSessions::AllBut(None))
+        .await
+        .unwrap();
+    assert_eq!(done.sessions_ended, 0);
     assert!(
         store
             .load_principal(&owner.id, &s.sid, t)
@@ -692,7 +1014,7 @@ pub async fn an_empty_proof_revokes_nothing(store: Arc<dyn Store>) {
     let u = stored_user(&store, "uma").await;
     let t = now();
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     assert!(
         !store
             .revoke_session(&u.id, &s.sid, Some(&hash("")))
@@ -714,7 +1036,7 @@ pub async fn rotation_charges_its_rate_limit_in_the_same_call(store: Arc<dyn Sto
     let u = stored_user(&store, "vera").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), t).await.unwrap();
+    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     let charge = |key: &str| {
         Some(RateCharge {
             key: key.into(),

@@ -441,7 +441,7 @@ async fn logged_in(auth: &Arc<dyn Store>, at: UnixTime, idle: i64) -> (String, S
     u.roles = vec!["reader".into()];
     auth.create_user(&u).await.unwrap();
     let s = crate::conformance::session(&u.id, at, 3600, idle);
-    auth.create_session(&s, &TokenHash("t0".into()), at)
+    auth.create_session(&s, &TokenHash("t0".into()), 0, at)
         .await
         .unwrap();
     (u.id, s.sid)

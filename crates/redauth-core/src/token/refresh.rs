@@ -106,6 +106,32 @@ impl RefreshToken {
     }
 }
 
+/// Who presented a refresh token, as far as the server can tell: the client's network
+/// (an IPv4 address, or the /64 of an IPv6 one, since one device rotates through
+/// addresses of its /64) and its user agent, as an HMAC so the stored value says
+/// nothing by itself. A rotation records it; the previous token comes back with its
+/// successor only from the same binding (see [`crate::store::RotateOutcome::Replayed`]).
+///
+/// This is not a device key: a thief on the same network prefix who copies the user
+/// agent is indistinguishable from the user's second tab (docs/security.md).
+pub fn client_binding(keys: &TokenKeys, ip: Option<&str>, user_agent: Option<&str>) -> String {
+    let network = ip
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let [a, b, c, d, ..] = v6.segments();
+                    format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+                }
+            },
+        })
+        .unwrap_or_default();
+    let subject = format!("{network}\n{}", user_agent.unwrap_or(""));
+    URL_SAFE_NO_PAD.encode(mac(keys, b"bind", &subject))
+}
+
 fn mac(keys: &TokenKeys, label: &[u8], token: &str) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail; the fallback keeps the
     // function total without an unwrap.
@@ -149,6 +175,21 @@ mod tests {
         assert_ne!(t.successor(&keys(1)), t);
         assert_ne!(t.hash(&keys(1)), t.successor(&keys(1)).hash(&keys(1)));
         assert_ne!(t.hash(&keys(1)), t.hash(&keys(2)));
+    }
+
+    #[test]
+    fn client_binding_groups_an_ipv6_64_and_separates_networks_and_agents() {
+        let k = keys(1);
+        let b = |ip: &str, ua: &str| client_binding(&k, Some(ip), Some(ua));
+        assert_eq!(b("2001:db8:1:2::1", "ua"), b("2001:db8:1:2:ffff::9", "ua"));
+        assert_ne!(b("2001:db8:1:2::1", "ua"), b("2001:db8:1:3::1", "ua"));
+        assert_eq!(b("::ffff:192.0.2.1", "ua"), b("192.0.2.1", "ua"));
+        assert_ne!(b("192.0.2.1", "ua"), b("192.0.2.2", "ua"));
+        assert_ne!(b("192.0.2.1", "ua"), b("192.0.2.1", "other"));
+        assert_ne!(
+            client_binding(&k, Some("192.0.2.1"), None),
+            client_binding(&keys(2), Some("192.0.2.1"), None)
+        );
     }
 
     #[test]

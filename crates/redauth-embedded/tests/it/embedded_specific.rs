@@ -21,6 +21,7 @@ fn hash(s: &str) -> TokenHash {
 
 fn rotate(s: &Session, presented: &str, successor: &str, now: UnixTime) -> RotateRequest {
     RotateRequest {
+        client_binding: "test".into(),
         user_id: s.user_id.clone(),
         session_id: s.sid.clone(),
         presented: hash(presented),
@@ -59,7 +60,7 @@ async fn data_survives_a_restart() {
         let store = EmbeddedStore::open(&dir).unwrap();
         store.put_role(&role).await.unwrap();
         store.create_user(&u).await.unwrap();
-        store.create_session(&s, &hash("t0"), t).await.unwrap();
+        store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
     }
 
     let store = EmbeddedStore::open(&dir).unwrap();
@@ -183,7 +184,7 @@ async fn sweep_expired_deletes_only_dead_sessions() {
         (&refreshed, "d"),
         (&theirs, "e"),
     ] {
-        store.create_session(s, &hash(h), t).await.unwrap();
+        store.create_session(s, &hash(h), 0, t).await.unwrap();
     }
     assert!(matches!(
         store
@@ -246,8 +247,14 @@ async fn background_sweeper_sweeps_and_ends_with_the_store() {
     store.create_user(&u).await.unwrap();
     let dying = session(&u.id, t, 3600, 60);
     let staying = session(&u.id, t, 3600, 3600);
-    store.create_session(&dying, &hash("a"), t).await.unwrap();
-    store.create_session(&staying, &hash("b"), t).await.unwrap();
+    store
+        .create_session(&dying, &hash("a"), 0, t)
+        .await
+        .unwrap();
+    store
+        .create_session(&staying, &hash("b"), 0, t)
+        .await
+        .unwrap();
     clock.advance(60);
 
     // A zero period is raised to the minimum instead of making tokio panic.

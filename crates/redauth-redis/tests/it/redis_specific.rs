@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use redauth_core::Store;
-use redauth_core::store::{Invalidation, RotateOutcome, RotateRequest};
+use redauth_core::store::{EndSessions, Invalidation, RotateOutcome, RotateRequest};
 use redauth_core::token::refresh::TokenHash;
 use redauth_redis::{RedisConfig, RedisStore};
 use redauth_testkit::conformance::{session, user};
@@ -24,7 +24,7 @@ async fn principal_load_and_rotation_are_one_round_trip_each() {
     store.create_user(&u).await.unwrap();
     let s = session(&u.id, now(), 3600, 3600);
     store
-        .create_session(&s, &TokenHash("t0".into()), now())
+        .create_session(&s, &TokenHash("t0".into()), 0, now())
         .await
         .unwrap();
 
@@ -39,6 +39,7 @@ async fn principal_load_and_rotation_are_one_round_trip_each() {
 
     let before = proxy.round_trips();
     let req = RotateRequest {
+        client_binding: "test".into(),
         user_id: u.id.clone(),
         session_id: s.sid.clone(),
         presented: TokenHash("t0".into()),
@@ -143,7 +144,7 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
     writer.create_user(&u).await.unwrap();
     let s = session(&u.id, now(), 3600, 3600);
     writer
-        .create_session(&s, &TokenHash("t".into()), now())
+        .create_session(&s, &TokenHash("t".into()), 0, now())
         .await
         .unwrap();
     // A store with another key prefix is another deployment: its events stay apart.
@@ -156,7 +157,10 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
         .unwrap();
     writer.revoke_session(&u.id, &s.sid, None).await.unwrap();
     assert_eq!(rx.recv().await, Some(Invalidation::Session(s.sid.clone())));
-    writer.revoke_all_sessions(&u.id, None).await.unwrap();
+    let done = writer
+        .update_user(&u, EndSessions::AllBut(None))
+        .await
+        .unwrap();
     assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
     writer
         .put_role(&redauth_core::Role {
@@ -168,7 +172,11 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
     assert_eq!(rx.recv().await, Some(Invalidation::All));
     let mut changed = u.clone();
     changed.disabled = true;
-    writer.update_user(&changed).await.unwrap();
+    changed.security_version = done.security_version;
+    writer
+        .update_user(&changed, EndSessions::None)
+        .await
+        .unwrap();
     assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
 }
 
@@ -187,7 +195,7 @@ async fn keys_follow_the_documented_layout_and_expiry() {
         .unwrap();
     let s = session(&u.id, now(), 7200, 3600);
     store
-        .create_session(&s, &TokenHash("t".into()), now())
+        .create_session(&s, &TokenHash("t".into()), 0, now())
         .await
         .unwrap();
 

@@ -3,7 +3,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, Resp, TestApp};
 
 #[tokio::test]
 async fn login_returns_bearer_token_and_a_strict_refresh_cookie() {
@@ -118,27 +118,43 @@ async fn bad_credentials_unknown_users_and_disabled_accounts_look_the_same() {
     }
 }
 
+async fn refresh_from(app: &TestApp, refresh: &str, user_agent: &str) -> Resp {
+    app.send(
+        Method::POST,
+        "/api/auth/refresh",
+        None,
+        &[
+            ("cookie", &format!("redauth_refresh={refresh}")),
+            ("user-agent", user_agent),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
-async fn refresh_rotates_and_a_replay_after_the_grace_window_revokes_the_session() {
+async fn refresh_rotates_and_a_replay_by_another_client_after_the_grace_window_revokes_the_session()
+{
     let app = TestApp::start().await;
     app.user("alice", &[]).await;
     let (access, rt0) = app.login("alice").await;
 
-    let r1 = app.refresh_with_cookie(&rt0).await;
+    let r1 = refresh_from(&app, &rt0, "victim browser").await;
     assert_eq!(r1.status, StatusCode::OK);
     let rt1 = r1.set_cookie("redauth_refresh").unwrap();
     assert_ne!(rt1, rt0);
     assert_ne!(r1.body["access_token"], access);
 
-    // A second tab presenting the same old token inside the window gets the same successor.
-    app.clock.advance(3);
-    let again = app.refresh_with_cookie(&rt0).await;
-    assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.set_cookie("redauth_refresh").unwrap(), rt1);
+    // A second tab presenting the same old token gets the same successor, inside the
+    // window and (its reply lost, retrying) after it.
+    for dt in [3, 30] {
+        app.clock.advance(dt);
+        let again = refresh_from(&app, &rt0, "victim browser").await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.set_cookie("redauth_refresh").unwrap(), rt1);
+    }
 
-    // Outside the window, the old token is theft: 401 and the whole session is gone.
-    app.clock.advance(10);
-    let stolen = app.refresh_with_cookie(&rt0).await;
+    // Another client, after the window: theft. 401 and the whole session is gone.
+    let stolen = refresh_from(&app, &rt0, "thief").await;
     assert_eq!(stolen.status, StatusCode::UNAUTHORIZED);
     assert_eq!(stolen.error_code(), "refresh_token_reused");
     assert_eq!(
@@ -147,13 +163,78 @@ async fn refresh_rotates_and_a_replay_after_the_grace_window_revokes_the_session
         "dead cookie is cleared"
     );
     assert_eq!(
-        app.refresh_with_cookie(&rt1).await.error_code(),
+        refresh_from(&app, &rt1, "victim browser")
+            .await
+            .error_code(),
         "invalid_refresh_token"
     );
     assert_eq!(
         app.get_bearer("/api/auth/me", &access).await.error_code(),
         "invalid_token"
     );
+}
+
+/// Issue 10, item 4: a thief holding the previous refresh token and an access token
+/// watches `last_seen` and replays inside the grace window. It must never receive the
+/// victim's current refresh token (nor anything else); the victim is not disturbed.
+#[tokio::test]
+async fn a_thief_riding_the_grace_window_gets_nothing() {
+    let app = TestApp::start().await;
+    app.user("alice", &[]).await;
+    let (access, mut current) = app.login("alice").await;
+    for _ in 0..3 {
+        let previous = current.clone();
+        let r = refresh_from(&app, &previous, "victim browser").await;
+        assert_eq!(r.status, StatusCode::OK);
+        current = r.set_cookie("redauth_refresh").unwrap();
+        let sessions = app.get_bearer("/api/auth/sessions", &access).await;
+        assert_eq!(
+            sessions.status,
+            StatusCode::OK,
+            "the thief sees last_seen move"
+        );
+        app.clock.advance(1);
+        let ride = refresh_from(&app, &previous, "thief").await;
+        assert_eq!(ride.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(ride.error_code(), "invalid_refresh_token");
+        assert!(ride.body.get("access_token").is_none());
+        assert!(
+            ride.set_cookie("redauth_refresh")
+                .is_none_or(|v| v.is_empty() || v != current),
+            "the successor never reaches the thief"
+        );
+    }
+    // The victim carries on.
+    let r = refresh_from(&app, &current, "victim browser").await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+/// Issue 10, item 3: a well-formed refresh token naming a real user and session (ids
+/// are not secrets) must not end that session, and must be answered exactly as a token
+/// for a session that does not exist.
+#[tokio::test]
+async fn a_made_up_refresh_token_for_a_real_session_changes_nothing() {
+    let app = TestApp::start().await;
+    app.user("alice", &[]).await;
+    let (access, rt0) = app.login("alice").await;
+    let parts: Vec<&str> = rt0.split('.').collect();
+    let (uid, sid) = (parts[1], parts[2]);
+    let secret = "A".repeat(43);
+    let forged = format!("rt1.{uid}.{sid}.{secret}");
+    let unknown = format!("rt1.{uid}.{}.{secret}", "B".repeat(22));
+    let r = refresh_from(&app, &forged, "attacker").await;
+    let for_unknown = refresh_from(&app, &unknown, "attacker").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "invalid_refresh_token");
+    assert_eq!(
+        r.body, for_unknown.body,
+        "nothing tells whether the session exists"
+    );
+    assert_eq!(
+        app.get_bearer("/api/auth/me", &access).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.refresh_with_cookie(&rt0).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -552,7 +633,10 @@ async fn imported_bcrypt_hash_logs_in_and_is_upgraded_to_argon2id() {
     u.password_hash = bcrypt::hash("legacy password 123", 4)
         .unwrap()
         .replacen("$2b$", "$2y$", 1);
-    app.store_dyn().update_user(&u).await.unwrap();
+    app.store_dyn()
+        .update_user(&u, redauth_core::store::EndSessions::None)
+        .await
+        .unwrap();
     let r = app
         .post(
             "/api/auth/login",
