@@ -7,9 +7,12 @@
 //! ```
 
 pub mod conformance;
+mod pausing_store;
 mod proxy;
 mod redis_server;
+pub mod service_races;
 pub mod session_conformance;
 
+pub use pausing_store::{PauseHandle, PausingStore};
 pub use proxy::CountingProxy;
 pub use redis_server::RedisServer;

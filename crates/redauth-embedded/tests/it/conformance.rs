@@ -11,4 +11,12 @@ async fn embedded_store() -> (Arc<dyn Store>, TempDir) {
     (Arc::new(store), dir)
 }
 
-redauth_testkit::store_conformance_tests!(embedded_store);
+mod store {
+    use super::*;
+    redauth_testkit::store_conformance_tests!(embedded_store);
+}
+
+mod service_races {
+    use super::*;
+    redauth_testkit::service_race_tests!(embedded_store);
+}

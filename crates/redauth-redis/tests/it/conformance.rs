@@ -10,4 +10,12 @@ async fn redis_store() -> (Arc<dyn Store>, RedisServer) {
     (Arc::new(store), server)
 }
 
-redauth_testkit::store_conformance_tests!(redis_store);
+mod store {
+    use super::*;
+    redauth_testkit::store_conformance_tests!(redis_store);
+}
+
+mod service_races {
+    use super::*;
+    redauth_testkit::service_race_tests!(redis_store);
+}

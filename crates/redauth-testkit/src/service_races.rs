@@ -1,0 +1,301 @@
+//! Races between service operations, each forced into its worst interleaving by a
+//! [`PausingStore`] (issue 10, items 1 and 2), written once and run on every backend
+//! through [`service_race_tests!`](crate::service_race_tests).
+//!
+//! Each case holds one operation at the store call where the race used to bite (after
+//! its slow password work, before its write), runs the competing operation to the end,
+//! then lets the first one go.
+
+use std::sync::Arc;
+
+use redauth_core::clock::ManualClock;
+use redauth_core::error::AuthError;
+use redauth_core::password::{Argon2Params, PasswordHasher, PasswordPolicy};
+use redauth_core::service::{
+    AuthServiceParts, BruteForceLimits, ClientInfo, NewUser, SessionPolicy,
+};
+use redauth_core::token::TokenKeys;
+use redauth_core::token::access::{AccessTokenCodec, AccessTokenConfig};
+use redauth_core::{AuthService, Role, Secret, Store, User};
+
+use crate::pausing_store::PausingStore;
+
+/// Generates one `#[tokio::test]` per race case; `$factory` as for
+/// [`store_conformance_tests!`](crate::store_conformance_tests).
+#[macro_export]
+macro_rules! service_race_tests {
+    ($factory:path) => {
+        $crate::service_race_tests!(@each $factory;
+            password_change_racing_a_role_removal_keeps_the_removal,
+            password_change_racing_a_disable_leaves_the_account_disabled,
+            role_grant_racing_a_role_revoke_keeps_both,
+            login_racing_a_password_change_opens_no_session,
+            login_racing_a_disable_opens_no_session,
+            login_racing_a_delete_opens_no_session,
+            login_racing_a_logout_everywhere_is_ordered_after_it,
+            login_racing_a_role_change_still_succeeds_with_the_new_roles,
+        );
+    };
+    (@each $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = $factory().await;
+                $crate::service_races::$case(store).await;
+            }
+        )*
+    };
+}
+
+const OLD_PASSWORD: &str = "the old password 1";
+const NEW_PASSWORD: &str = "the new password 22";
+
+struct Rig {
+    store: Arc<PausingStore>,
+    service: Arc<AuthService>,
+    user: User,
+}
+
+async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
+    let store = PausingStore::new(inner);
+    let keys =
+        TokenKeys::from_single_secret(&Secret::new("service races secret, 32 bytes or more"))
+            .unwrap();
+    let access = AccessTokenCodec::new(
+        &keys,
+        AccessTokenConfig {
+            issuer: "redauth".into(),
+            audience: "redauth".into(),
+            ttl_secs: 900,
+            leeway_secs: 5,
+        },
+    );
+    let service = AuthService::new(AuthServiceParts {
+        store: store.clone(),
+        clock: Arc::new(ManualClock::starting_now()),
+        keys,
+        access,
+        passwords: PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            2,
+        )
+        .unwrap(),
+        password_policy: PasswordPolicy::default(),
+        sessions: SessionPolicy::default(),
+        cache_capacity: 1000,
+        limits: BruteForceLimits {
+            login_per_ip: None,
+            login_failures_per_account: None,
+            refresh_per_ip: None,
+        },
+    });
+    for r in ["admin", "editor", "viewer"] {
+        service
+            .put_role(Role {
+                name: r.into(),
+                permissions: vec![format!("{r}:use")],
+            })
+            .await
+            .unwrap();
+    }
+    let user = service
+        .create_user(NewUser {
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            password: OLD_PASSWORD.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        })
+        .await
+        .unwrap();
+    Rig {
+        store,
+        service,
+        user,
+    }
+}
+
+impl Rig {
+    async fn login(
+        &self,
+        password: &str,
+    ) -> Result<redauth_core::service::IssuedTokens, AuthError> {
+        self.service
+            .login("alice", password, ClientInfo::default())
+            .await
+    }
+
+    async fn session_count(&self) -> usize {
+        self.service
+            .list_sessions(&self.user.id)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+pub async fn password_change_racing_a_role_removal_keeps_the_removal(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &["admin"]).await);
+    let me = rig.login(OLD_PASSWORD).await.unwrap().principal;
+    let mut paused = rig.store.pause_next("update_user");
+    let change = tokio::spawn({
+        let rig = rig.clone();
+        async move {
+            rig.service
+                .change_password(&me, OLD_PASSWORD, NEW_PASSWORD)
+                .await
+        }
+    });
+    paused.reached().await;
+    rig.service
+        .set_user_roles(&rig.user.id, vec![])
+        .await
+        .unwrap();
+    paused.release();
+    change.await.unwrap().unwrap();
+
+    let stored = rig.service.get_user(&rig.user.id).await.unwrap();
+    assert!(stored.roles.is_empty(), "the removal stays: {stored:?}");
+    assert!(
+        rig.login(NEW_PASSWORD).await.is_ok(),
+        "the new password stays"
+    );
+    assert!(rig.login(OLD_PASSWORD).await.is_err());
+}
+
+pub async fn password_change_racing_a_disable_leaves_the_account_disabled(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &[]).await);
+    let me = rig.login(OLD_PASSWORD).await.unwrap().principal;
+    let mut paused = rig.store.pause_next("update_user");
+    let change = tokio::spawn({
+        let rig = rig.clone();
+        async move {
+            rig.service
+                .change_password(&me, OLD_PASSWORD, NEW_PASSWORD)
+                .await
+        }
+    });
+    paused.reached().await;
+    rig.service.set_disabled(&rig.user.id, true).await.unwrap();
+    paused.release();
+    assert!(matches!(
+        change.await.unwrap(),
+        Err(AuthError::InvalidCredentials)
+    ));
+    let stored = rig.service.get_user(&rig.user.id).await.unwrap();
+    assert!(stored.disabled, "{stored:?}");
+    assert_eq!(rig.session_count().await, 0);
+}
+
+pub async fn role_grant_racing_a_role_revoke_keeps_both(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &["admin", "viewer"]).await);
+    let mut paused = rig.store.pause_next("update_user");
+    let grant = tokio::spawn({
+        let rig = rig.clone();
+        async move { rig.service.grant_role(&rig.user.id, "editor").await }
+    });
+    paused.reached().await;
+    rig.service
+        .revoke_role(&rig.user.id, "admin")
+        .await
+        .unwrap();
+    paused.release();
+    grant.await.unwrap().unwrap();
+    let mut roles = rig.service.get_user(&rig.user.id).await.unwrap().roles;
+    roles.sort();
+    assert_eq!(roles, ["editor", "viewer"]);
+}
+
+/// Holds a login at its session creation (its password already checked), runs
+/// `competitor` to the end, lets the login go and returns its result.
+async fn login_paused_at_session_creation<F, Fut>(
+    rig: &Arc<Rig>,
+    competitor: F,
+) -> Result<redauth_core::service::IssuedTokens, AuthError>
+where
+    F: FnOnce(Arc<Rig>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut paused = rig.store.pause_next("create_session");
+    let login = tokio::spawn({
+        let rig = rig.clone();
+        async move { rig.login(OLD_PASSWORD).await }
+    });
+    paused.reached().await;
+    competitor(rig.clone()).await;
+    paused.release();
+    login.await.unwrap()
+}
+
+pub async fn login_racing_a_password_change_opens_no_session(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &[]).await);
+    let result = login_paused_at_session_creation(&rig, |rig| async move {
+        rig.service
+            .admin_set_password(&rig.user.id, NEW_PASSWORD)
+            .await
+            .unwrap();
+    })
+    .await;
+    assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    assert_eq!(rig.session_count().await, 0);
+}
+
+pub async fn login_racing_a_disable_opens_no_session(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &[]).await);
+    let result = login_paused_at_session_creation(&rig, |rig| async move {
+        rig.service.set_disabled(&rig.user.id, true).await.unwrap();
+    })
+    .await;
+    assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    assert_eq!(rig.session_count().await, 0);
+}
+
+pub async fn login_racing_a_delete_opens_no_session(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &[]).await);
+    let result = login_paused_at_session_creation(&rig, |rig| async move {
+        rig.service.delete_user(&rig.user.id).await.unwrap();
+    })
+    .await;
+    assert!(matches!(result, Err(AuthError::InvalidCredentials)));
+    assert_eq!(rig.session_count().await, 0);
+}
+
+/// "Log out everywhere" (suspecting a stolen password) also stops a login that checked
+/// the password a moment before.
+pub async fn login_racing_a_logout_everywhere_is_ordered_after_it(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &[]).await);
+    let result = login_paused_at_session_creation(&rig, |rig| async move {
+        rig.service
+            .revoke_all_sessions(&rig.user.id, None)
+            .await
+            .unwrap();
+    })
+    .await;
+    // The password is unchanged, so the login re-checks against the fresh user and
+    // succeeds, but only with a session created after the logout, which it survived.
+    let tokens = result.unwrap();
+    assert_eq!(rig.session_count().await, 1);
+    assert_eq!(
+        rig.service.list_sessions(&rig.user.id).await.unwrap()[0].sid,
+        tokens.principal.session_id.as_str()
+    );
+}
+
+/// A change that leaves the password alone (a role) does not fail a login in flight;
+/// the session it opens carries the new roles.
+pub async fn login_racing_a_role_change_still_succeeds_with_the_new_roles(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &["viewer"]).await);
+    let result = login_paused_at_session_creation(&rig, |rig| async move {
+        rig.service
+            .set_user_roles(&rig.user.id, vec!["editor".into()])
+            .await
+            .unwrap();
+    })
+    .await;
+    let tokens = result.unwrap();
+    assert_eq!(tokens.principal.roles(), ["editor"]);
+    assert_eq!(rig.session_count().await, 1);
+}
