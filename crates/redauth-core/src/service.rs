@@ -103,26 +103,6 @@ pub struct NewUser {
     pub roles: Vec<String>,
 }
 
-/// Which login sessions of a user just ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndedSessions<'a> {
-    One(&'a str),
-    /// Every session of the user except the one named, if any.
-    AllBut(Option<&'a str>),
-}
-
-/// Told when login sessions end, so that state hanging off them elsewhere (cookie
-/// sessions that a SvelteKit app may read straight from Redis) ends with them instead
-/// of lingering until its own expiry.
-#[async_trait::async_trait]
-pub trait SessionEndListener: Send + Sync + 'static {
-    async fn sessions_ended(
-        &self,
-        user_id: &str,
-        ended: EndedSessions<'_>,
-    ) -> Result<(), AuthError>;
-}
-
 pub struct AuthService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -134,7 +114,6 @@ pub struct AuthService {
     cache: SessionCache,
     limiter: Arc<dyn RateLimiter>,
     limits: BruteForceLimits,
-    end_listener: std::sync::OnceLock<Arc<dyn SessionEndListener>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -176,25 +155,7 @@ impl AuthService {
             password_policy: parts.password_policy,
             sessions: parts.sessions,
             cache,
-            end_listener: std::sync::OnceLock::new(),
         })
-    }
-
-    /// Registers the one listener told about ended login sessions. False if one was
-    /// already registered (it stays).
-    pub fn set_session_end_listener(&self, listener: Arc<dyn SessionEndListener>) -> bool {
-        self.end_listener.set(listener).is_ok()
-    }
-
-    async fn sessions_ended(
-        &self,
-        user_id: &str,
-        ended: EndedSessions<'_>,
-    ) -> Result<(), AuthError> {
-        match self.end_listener.get() {
-            Some(l) => l.sessions_ended(user_id, ended).await,
-            None => Ok(()),
-        }
     }
 
     pub fn now(&self) -> crate::clock::UnixTime {
@@ -403,8 +364,6 @@ impl AuthService {
             RotateOutcome::Reused => {
                 self.cache
                     .invalidate(&Invalidation::Session(token.session_id.clone()));
-                self.sessions_ended(&token.user_id, EndedSessions::One(&token.session_id))
-                    .await?;
                 tracing::warn!(user_id = %token.user_id, session_id = %token.session_id,
                     "refresh token reused after rotation; session revoked");
                 Err(AuthError::RefreshTokenReused)
@@ -452,16 +411,11 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         if let Some(token) = refresh_token.and_then(|t| RefreshToken::parse(t).ok()) {
             let proof = token.hash(&self.keys);
-            let ended = self
-                .store
+            self.store
                 .revoke_session(&token.user_id, &token.session_id, Some(&proof))
                 .await?;
             self.cache
                 .invalidate(&Invalidation::Session(token.session_id.clone()));
-            if ended {
-                self.sessions_ended(&token.user_id, EndedSessions::One(&token.session_id))
-                    .await?;
-            }
         }
         if let Some(claims) =
             access_token.and_then(|t| self.access.verify(t, self.clock.now()).ok())
@@ -475,8 +429,6 @@ impl AuthService {
         let existed = self.store.revoke_session(user_id, session_id, None).await?;
         self.cache
             .invalidate(&Invalidation::Session(session_id.to_owned()));
-        self.sessions_ended(user_id, EndedSessions::One(session_id))
-            .await?;
         Ok(existed)
     }
 
@@ -517,10 +469,6 @@ impl AuthService {
                     user.security_version = done.security_version;
                     self.cache
                         .invalidate(&Invalidation::User(user_id.to_owned()));
-                    if let EndSessions::AllBut(keep) = end {
-                        self.sessions_ended(user_id, EndedSessions::AllBut(keep))
-                            .await?;
-                    }
                     return Ok((user, done));
                 }
                 Err(StoreError::Conflict) => continue,
@@ -721,8 +669,6 @@ impl AuthService {
         }
         self.cache
             .invalidate(&Invalidation::User(user_id.to_owned()));
-        self.sessions_ended(user_id, EndedSessions::AllBut(None))
-            .await?;
         Ok(())
     }
 

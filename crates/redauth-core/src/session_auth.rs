@@ -16,20 +16,20 @@
 //!   so the next check reads both again and fails.
 //! - When the privileges behind a session change, the next check moves the session to
 //!   a new id ([`CookieSessionManager::rotate_session`]).
-//! - Ended login sessions also delete their cookie sessions eagerly (a
-//!   [`SessionEndListener`]), so an app reading Redis directly sees them go too.
+//! - Ending a login session deletes its cookie sessions in the same atomic store
+//!   operation, whichever process ends it (the store records the link when the cookie
+//!   session is written), so an app reading Redis directly sees them go too.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::cache::SessionCache;
 use crate::clock::UnixTime;
 use crate::cookie_session::{CookieSession, CookieSessionError, CookieSessionManager};
 use crate::error::AuthError;
 use crate::model::Principal;
-use crate::service::{AuthService, ClientInfo, EndedSessions, IssuedTokens, SessionEndListener};
+use crate::service::{AuthService, ClientInfo, IssuedTokens};
 use crate::session_store::LinkedPrincipal;
 
 /// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
@@ -100,43 +100,6 @@ impl std::fmt::Debug for SessionAuth {
     }
 }
 
-/// Deletes the cookie sessions of login sessions that ended.
-struct EndCookieSessions {
-    manager: Arc<CookieSessionManager>,
-    cache: SessionCache,
-}
-
-#[async_trait::async_trait]
-impl SessionEndListener for EndCookieSessions {
-    async fn sessions_ended(
-        &self,
-        user_id: &str,
-        ended: EndedSessions<'_>,
-    ) -> Result<(), AuthError> {
-        let sessions = self.manager.list_user(user_id).await.map_err(auth_error)?;
-        for s in sessions {
-            let linked_sid = SessionLink::from_data(&s.data).map(|l| l.session_id);
-            let ends = match ended {
-                EndedSessions::One(sid) => linked_sid.as_deref() == Some(sid),
-                EndedSessions::AllBut(keep) => keep.is_none() || linked_sid.as_deref() != keep,
-            };
-            if ends {
-                self.cache.evict_cookie_session(&s.id);
-                self.manager.delete_session(&s).await.map_err(auth_error)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn auth_error(e: CookieSessionError) -> AuthError {
-    match e {
-        CookieSessionError::Auth(a) => a,
-        CookieSessionError::Store(s) => s.into(),
-        _ => AuthError::Internal("cookie session cleanup failed"),
-    }
-}
-
 impl SessionAuth {
     /// `cache_secs` bounds how long a node serves a cookie session from memory without
     /// reading it again (0: never cache). It matters for changes redauth does not make
@@ -146,10 +109,6 @@ impl SessionAuth {
         manager: Arc<CookieSessionManager>,
         cache_secs: i64,
     ) -> Arc<Self> {
-        service.set_session_end_listener(Arc::new(EndCookieSessions {
-            manager: manager.clone(),
-            cache: service.cache().clone(),
-        }));
         Arc::new(Self {
             service,
             manager,

@@ -148,6 +148,27 @@ impl<'txn> CookieTables<'txn> {
         Ok(out)
     }
 
+    /// Deletes the cookie sessions whose data links to login session `session_id` of
+    /// `user_id` (`session_store::link_ids`): ending a login session ends them, in the
+    /// same transaction, whichever process ends it (the `ck` registry of the Redis
+    /// store; here one file holds both, so the user's index is enough to find them).
+    pub(crate) fn remove_linked_to(
+        &mut self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for id in self.ids_of(user_id)? {
+            let linked = self.get(&id)?.and_then(|r| link_ids(&r.data));
+            if linked.is_some_and(|(uid, sid)| uid == user_id && sid == session_id)
+                && self.remove(&id)?
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes the user's sessions that are dead at `now`.
     fn prune_user(&mut self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
         for id in self.ids_of(user_id)? {

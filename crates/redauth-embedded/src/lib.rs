@@ -135,8 +135,9 @@ impl EmbeddedStore {
     /// Redis does with key TTLs.
     pub async fn sweep_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         self.write(move |txn| {
-            let logins = SessionTables::open(txn)?.remove_expired(now)?;
-            let cookies = cookie_sessions::CookieTables::open(txn)?.remove_expired(now)?;
+            let mut tables = SessionTables::open(txn)?;
+            let logins = tables.remove_expired(now)?;
+            let cookies = tables.cookies.remove_expired(now)?;
             Ok(logins + cookies)
         })
         .await

@@ -149,6 +149,8 @@ pub(crate) fn read_session(
 pub(crate) struct SessionTables<'txn> {
     sessions: Table<'txn, (&'static str, &'static str), &'static str>,
     expiries: Table<'txn, (UnixTime, &'static str, &'static str), ()>,
+    /// Removing a login session removes the cookie sessions linked to it.
+    pub cookies: crate::cookie_sessions::CookieTables<'txn>,
 }
 
 impl<'txn> SessionTables<'txn> {
@@ -156,6 +158,7 @@ impl<'txn> SessionTables<'txn> {
         Ok(Self {
             sessions: txn.open_table(SESSIONS).db()?,
             expiries: txn.open_table(SESSION_EXPIRIES).db()?,
+            cookies: crate::cookie_sessions::CookieTables::open(txn)?,
         })
     }
 
@@ -186,8 +189,10 @@ impl<'txn> SessionTables<'txn> {
         Ok(())
     }
 
-    /// Deletes a session and its expiry row. True if it was stored.
+    /// Deletes a session, its expiry row and the cookie sessions linked to it. True if
+    /// it was stored.
     pub fn remove(&mut self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        self.cookies.remove_linked_to(user_id, session_id)?;
         let old = self
             .sessions
             .remove((user_id, session_id))

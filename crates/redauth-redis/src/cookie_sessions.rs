@@ -35,8 +35,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redauth_core::StoreError;
 use redauth_core::clock::UnixTime;
+use redauth_core::ids::is_valid_id;
 use redauth_core::session_store::{
-    CookieSessionLayout, CookieSessionStore, LinkedPrincipal, StoredSession,
+    CookieSessionLayout, CookieSessionStore, LinkedPrincipal, StoredSession, link_ids,
 };
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -94,15 +95,48 @@ if dead(e, tonumber(ARGV[1])) then return false end
 return {v, linked(e.data, KEYS[2], 1)}
 ";
 
-/// KEYS: session [, user index]. ARGV: envelope, ttl (0: none), id, score, now.
+/// Registers a cookie session on the login session its data links to, in the same
+/// script that writes it, so that ending the login session (by any process, see
+/// `END_LOGIN_SESSION_FN`) ends it too. Convention for the scripts that use it: the
+/// last ARGV is the entry to register (`<n|c>\t<cookie key>\t<user index key or
+/// ''>\t<id>`) or '', and when it is not '', the last key is the login session's.
+/// `nkeys` is the number of keys before that one. Entries whose cookie key is gone are
+/// dropped on each registration, and at most 32 are kept.
+const REGISTER_LINK_FN: &str = r"
+local link_entry = ARGV[#ARGV]
+local nkeys = #KEYS
+if link_entry ~= '' then nkeys = nkeys - 1 end
+local function register_link()
+  if link_entry == '' then return end
+  local skey = KEYS[#KEYS]
+  if redis.call('EXISTS', skey) == 0 then return end
+  local key = string.match(link_entry, '^%a\t([^\t]+)\t')
+  local kept = {}
+  local ck = redis.call('HGET', skey, 'ck')
+  if ck then
+    for entry in string.gmatch(ck, '[^\n]+') do
+      local k = string.match(entry, '^%a\t([^\t]+)\t')
+      if k and k ~= key and #kept < 31 and redis.call('EXISTS', k) == 1 then
+        table.insert(kept, entry)
+      end
+    end
+  end
+  table.insert(kept, link_entry)
+  redis.call('HSET', skey, 'ck', table.concat(kept, '\n'))
+end
+";
+
+/// KEYS: session [, user index] [, linked login session]. ARGV: envelope, ttl (0:
+/// none), id, score, now, link entry (`REGISTER_LINK_FN`).
 const NATIVE_CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 put(KEYS[1], ARGV[1], tonumber(ARGV[2]))
-if KEYS[2] then
+if nkeys >= 2 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
   fix_index_ttl(KEYS[2])
 end
+register_link()
 return 1
 ";
 
@@ -134,8 +168,8 @@ end
 return 1
 ";
 
-/// KEYS: old session, new session. ARGV: data, exp ('' for none), ttl, score, now,
-/// user index prefix, old id, new id.
+/// KEYS: old session, new session [, linked login session]. ARGV: data, exp ('' for
+/// none), ttl, score, now, user index prefix, old id, new id, link entry.
 const NATIVE_RENAME: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
@@ -152,6 +186,7 @@ if e.uid ~= cjson.null then
   redis.call('ZADD', ukey, ARGV[4], ARGV[8])
   fix_index_ttl(ukey)
 end
+register_link()
 return 1
 ";
 
@@ -192,12 +227,14 @@ redis.call('DEL', KEYS[1])
 return n
 ";
 
-/// KEYS: session [, user set]. ARGV: data, ttl (0: none), id.
+/// KEYS: session [, user set] [, linked login session]. ARGV: data, ttl (0: none), id,
+/// link entry.
 const COMPAT_CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 else redis.call('SET', KEYS[1], ARGV[1]) end
-if KEYS[2] then redis.call('SADD', KEYS[2], ARGV[3]) end
+if nkeys >= 2 then redis.call('SADD', KEYS[2], ARGV[3]) end
+register_link()
 return 1
 ";
 
@@ -224,17 +261,18 @@ else redis.call('PERSIST', KEYS[1]) end
 return 1
 ";
 
-/// KEYS: old session, new session [, user set]. ARGV: data, ttl (0: none), old id,
-/// new id.
+/// KEYS: old session, new session [, user set] [, linked login session]. ARGV: data,
+/// ttl (0: none), old id, new id, link entry.
 const COMPAT_RENAME: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 else redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('DEL', KEYS[1])
-if KEYS[3] then
+if nkeys >= 3 then
   redis.call('SREM', KEYS[3], ARGV[3])
   redis.call('SADD', KEYS[3], ARGV[4])
 end
+register_link()
 return 1
 ";
 
@@ -293,25 +331,27 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         let native = |body: &str| Script::new(&format!("{NATIVE_FIX_INDEX_TTL}{body}"));
+        let linking =
+            |prelude: &str, body: &str| Script::new(&format!("{prelude}{REGISTER_LINK_FN}{body}"));
         let with_principal = |body: &str| {
             Script::new(&format!(
                 "{NATIVE_FIX_INDEX_TTL}{PRINCIPAL_FN}{LINKED_FN}{body}"
             ))
         };
         Self {
-            native_create: native(NATIVE_CREATE),
+            native_create: linking(NATIVE_FIX_INDEX_TTL, NATIVE_CREATE),
             native_update_data: native(NATIVE_UPDATE_DATA),
             native_set_expiry: native(NATIVE_SET_EXPIRY),
-            native_rename: native(NATIVE_RENAME),
+            native_rename: linking(NATIVE_FIX_INDEX_TTL, NATIVE_RENAME),
             native_delete: native(NATIVE_DELETE),
             native_list_user: native(NATIVE_LIST_USER),
             native_delete_user: native(NATIVE_DELETE_USER),
             native_load_with_principal: with_principal(NATIVE_LOAD_WITH_PRINCIPAL),
-            compat_create: Script::new(COMPAT_CREATE),
+            compat_create: linking("", COMPAT_CREATE),
             compat_load: Script::new(COMPAT_LOAD),
             compat_load_with_principal: with_principal(COMPAT_LOAD_WITH_PRINCIPAL),
             compat_set_expiry: Script::new(COMPAT_SET_EXPIRY),
-            compat_rename: Script::new(COMPAT_RENAME),
+            compat_rename: linking("", COMPAT_RENAME),
             compat_delete: Script::new(COMPAT_DELETE),
             compat_list_user: Script::new(COMPAT_LIST_USER),
             compat_delete_user: Script::new(COMPAT_DELETE_USER),
@@ -451,6 +491,44 @@ impl RedisCookieSessionStore {
     fn con(&self) -> ConnectionManager {
         self.con.clone()
     }
+
+    /// Appends what `REGISTER_LINK_FN` needs to a create or rename of cookie session
+    /// `id`: the login session its `data` links to (a key) and the entry that lets any
+    /// process delete this cookie session when that login session ends (the last
+    /// argument, '' when the data names no login session).
+    fn link(
+        &self,
+        inv: &mut redis::ScriptInvocation<'_>,
+        id: &str,
+        user_id: Option<&str>,
+        data: &str,
+    ) {
+        let entry = link_ids(data)
+            .filter(|(uid, sid)| is_valid_id(uid) && is_valid_id(sid))
+            .and_then(|(uid, sid)| {
+                let (kind, index) = match &self.layout {
+                    Layout::Native { .. } => ('n', self.user_key(user_id.unwrap_or(&uid))),
+                    Layout::Compat { .. } => {
+                        ('c', user_id.map(|u| self.user_key(u)).unwrap_or_default())
+                    }
+                };
+                let key = self.session_key(id);
+                let entry = format!("{kind}\t{key}\t{index}\t{id}");
+                // Prefixes are configuration; one holding a separator cannot be recorded.
+                let clean = [key.as_str(), index.as_str(), id]
+                    .iter()
+                    .all(|p| !p.contains(['\t', '\n']));
+                clean.then(|| (self.auth_keys.session(&uid, &sid), entry))
+            });
+        match entry {
+            Some((login_session, entry)) => {
+                inv.key(login_session).arg(entry);
+            }
+            None => {
+                inv.arg("");
+            }
+        }
+    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -565,6 +643,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     .arg(&s.id)
                     .arg(score(s.expires_at))
                     .arg(now);
+                self.link(&mut inv, &s.id, s.user_id.as_deref(), &s.data);
                 inv.invoke_async(&mut self.con()).await
             }
             Layout::Compat { .. } => {
@@ -573,6 +652,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     inv.key(self.user_key(uid));
                 }
                 inv.arg(&s.data).arg(ttl).arg(&s.id);
+                self.link(&mut inv, &s.id, s.user_id.as_deref(), &s.data);
                 inv.invoke_async(&mut self.con()).await
             }
         }
@@ -736,10 +816,8 @@ impl CookieSessionStore for RedisCookieSessionStore {
         let ttl = ttl(expires_at, now)?;
         let n: i64 = match &self.layout {
             Layout::Native { user_prefix, .. } => {
-                self.scripts
-                    .native_rename
-                    .key(self.session_key(old_id))
-                    .key(self.session_key(new_id))
+                let mut inv = self.scripts.native_rename.key(self.session_key(old_id));
+                inv.key(self.session_key(new_id))
                     .arg(data)
                     .arg(expires_at.map_or_else(String::new, |e| e.to_string()))
                     .arg(ttl)
@@ -747,9 +825,9 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     .arg(now)
                     .arg(user_prefix)
                     .arg(old_id)
-                    .arg(new_id)
-                    .invoke_async(&mut self.con())
-                    .await
+                    .arg(new_id);
+                self.link(&mut inv, new_id, user_id, data);
+                inv.invoke_async(&mut self.con()).await
             }
             Layout::Compat { .. } => {
                 let mut inv = self.scripts.compat_rename.key(self.session_key(old_id));
@@ -758,6 +836,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     inv.key(self.user_key(uid));
                 }
                 inv.arg(data).arg(ttl).arg(old_id).arg(new_id);
+                self.link(&mut inv, new_id, user_id, data);
                 inv.invoke_async(&mut self.con()).await
             }
         }

@@ -27,6 +27,27 @@ local function principal(skey, ukey, rkey, now)
 end
 ";
 
+/// Ends a login session: deletes its hash and every cookie session registered on it
+/// (field `ck`, see [`crate::keys`]), whatever process or layout configuration runs
+/// the script. Returns 1 if the login session existed.
+pub(crate) const END_LOGIN_SESSION_FN: &str = r"
+local function end_login_session(skey)
+  local ck = redis.call('HGET', skey, 'ck')
+  if ck then
+    for entry in string.gmatch(ck, '[^\n]+') do
+      local kind, key, index, id = string.match(entry, '^(%a)\t([^\t]+)\t([^\t]*)\t([^\t]+)$')
+      if key then
+        redis.call('DEL', key)
+        if index ~= '' then
+          if kind == 'n' then redis.call('ZREM', index, id) else redis.call('SREM', index, id) end
+        end
+      end
+    end
+  end
+  return redis.call('DEL', skey)
+end
+";
+
 /// KEYS: session, user, roles. ARGV: now.
 const LOAD_PRINCIPAL: &str = r"
 local p = principal(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))
@@ -53,14 +74,14 @@ if not s[1] then return {0} end
 local now = tonumber(ARGV[3])
 local abs = tonumber(s[4])
 if abs <= now or tonumber(s[5]) <= now then
-  redis.call('DEL', KEYS[1])
+  end_login_session(KEYS[1])
   redis.call('ZREM', KEYS[4], ARGV[7])
   return {0}
 end
 local presented = ARGV[1]
 local keep, chars = tonumber(ARGV[9]), tonumber(ARGV[10])
 local function revoke()
-  redis.call('DEL', KEYS[1])
+  end_login_session(KEYS[1])
   redis.call('ZREM', KEYS[4], ARGV[7])
   redis.call('PUBLISH', ARGV[6], 'sid:' .. ARGV[7])
   return {-1}
@@ -136,7 +157,7 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     table.insert(s, sid)
     table.insert(out, s)
   else
-    redis.call('DEL', ARGV[2] .. sid)
+    end_login_session(ARGV[2] .. sid)
     redis.call('ZREM', KEYS[1], sid)
   end
 end
@@ -151,7 +172,7 @@ if ARGV[4] == '1' then
   -- An unrotated session stores prev = '', so an empty proof must never match.
   if ARGV[3] == '' or (h[1] ~= ARGV[3] and h[2] ~= ARGV[3]) then return 0 end
 end
-local n = redis.call('DEL', KEYS[1])
+local n = end_login_session(KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('PUBLISH', ARGV[2], 'sid:' .. ARGV[1])
 return n
@@ -186,7 +207,7 @@ local n = 0
 if ARGV[5] == '1' then
   for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     if sid ~= ARGV[6] then
-      n = n + redis.call('DEL', ARGV[7] .. sid)
+      n = n + end_login_session(ARGV[7] .. sid)
       redis.call('ZREM', KEYS[2], sid)
     end
   end
@@ -201,7 +222,7 @@ const DELETE_USER: &str = r"
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('SREM', KEYS[3], ARGV[1])
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do redis.call('DEL', ARGV[2] .. sid) end
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do end_login_session(ARGV[2] .. sid) end
 redis.call('DEL', KEYS[4])
 redis.call('PUBLISH', ARGV[3], 'user:' .. ARGV[1])
 return 1
@@ -248,18 +269,19 @@ pub struct Scripts {
 impl Scripts {
     pub fn new() -> Self {
         let with_principal = |body: &str| Script::new(&format!("{PRINCIPAL_FN}{body}"));
+        let ending = |body: &str| Script::new(&format!("{END_LOGIN_SESSION_FN}{body}"));
         Self {
             load_principal: with_principal(LOAD_PRINCIPAL),
             rotate_refresh: Script::new(&format!(
-                "{PRINCIPAL_FN}{}{ROTATE_REFRESH}",
+                "{PRINCIPAL_FN}{END_LOGIN_SESSION_FN}{}{ROTATE_REFRESH}",
                 crate::rate_limit::GCRA_FN
             )),
             create_session: Script::new(CREATE_SESSION),
-            list_sessions: Script::new(LIST_SESSIONS),
-            revoke_session: Script::new(REVOKE_SESSION),
+            list_sessions: ending(LIST_SESSIONS),
+            revoke_session: ending(REVOKE_SESSION),
             create_user: Script::new(CREATE_USER),
-            update_user: Script::new(UPDATE_USER),
-            delete_user: Script::new(DELETE_USER),
+            update_user: ending(UPDATE_USER),
+            delete_user: ending(DELETE_USER),
             find_user_by_username: Script::new(FIND_USER_BY_USERNAME),
             list_users: Script::new(LIST_USERS),
             put_role: Script::new(PUT_ROLE),

@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use redauth_core::clock::{Clock, SystemClock, UnixTime};
 use redauth_core::ids::random_id;
 use redauth_core::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession};
+use redauth_core::store::{EndSessions, RotateOutcome, RotateRequest};
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Store};
 
@@ -39,6 +40,7 @@ macro_rules! session_store_conformance_tests {
             load_with_principal_without_a_link_reads_no_principal,
             load_with_principal_reports_dead_and_foreign_login_sessions,
             load_with_principal_of_a_dead_cookie_session_is_none,
+            ending_a_login_session_ends_its_cookie_sessions,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -560,7 +562,8 @@ pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: Sess
             "{what}"
         );
     }
-    // The cookie session outlives its login session: idle expiry, then revocation.
+    // A cookie session may outlive its login session's idle expiry (until it is read
+    // or swept): its principal is reported dead.
     let s = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));
     t.store.create(&s, at).await.unwrap();
     let linked = |l: Option<(StoredSession, Option<LinkedPrincipal>)>| l.expect("stored").1;
@@ -568,21 +571,132 @@ pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: Sess
     assert!(live.record.is_some());
     let idle = linked(load_both(&t, &s.id, at + 600).await).expect("a link");
     assert_eq!(idle.record, None, "login session idle-expired");
-    assert!(auth.revoke_session(&uid, &sid, None).await.unwrap());
-    let revoked = linked(load_both(&t, &s.id, at).await).expect("a link");
-    assert_eq!(revoked.record, None, "login session revoked");
-    // Nor does a deleted user come back.
-    let other = session(
-        &t,
-        Some(&other_uid),
-        &linked_data(&other_uid, &other_sid),
-        at,
-        Some(3600),
-    );
-    t.store.create(&other, at).await.unwrap();
-    assert!(auth.delete_user(&other_uid).await.unwrap());
-    let gone = linked(load_both(&t, &other.id, at).await).expect("a link");
-    assert_eq!(gone.record, None, "user deleted");
+}
+
+/// Issue 10, item 8: ending a login session, by whatever path and whatever process
+/// (one that has no cookie-session configuration, like the admin CLI), ends the cookie
+/// sessions linked to it, renamed ones included; others stay.
+pub async fn ending_a_login_session_ends_its_cookie_sessions(t: SessionStoreUnderTest) {
+    let at = now();
+    let Some(auth) = t.auth.clone() else {
+        return;
+    };
+    type End = fn(Arc<dyn Store>, String, String) -> BoxFuture<'static, ()>;
+    let paths: [(&str, End); 4] = [
+        ("revoke", |auth, uid, sid| {
+            Box::pin(async move {
+                assert!(auth.revoke_session(&uid, &sid, None).await.unwrap());
+            })
+        }),
+        ("user write ending sessions", |auth, uid, _| {
+            Box::pin(async move {
+                let u = auth.get_user(&uid).await.unwrap().unwrap();
+                let done = auth
+                    .update_user(&u, EndSessions::AllBut(None))
+                    .await
+                    .unwrap();
+                assert_eq!(done.sessions_ended, 2);
+            })
+        }),
+        ("theft", |auth, uid, sid| {
+            Box::pin(async move {
+                let now = SystemClock.now();
+                let rotate = |p: &str, n: &str, client: &str| RotateRequest {
+                    user_id: uid.clone(),
+                    session_id: sid.clone(),
+                    presented: TokenHash(p.into()),
+                    successor: TokenHash(n.into()),
+                    client_binding: client.into(),
+                    now,
+                    grace_secs: 0,
+                    idle_secs: 3600,
+                    charge: None,
+                };
+                auth.rotate_refresh(&rotate("t0", "t1", "a")).await.unwrap();
+                auth.rotate_refresh(&rotate("t1", "t2", "a")).await.unwrap();
+                assert_eq!(
+                    auth.rotate_refresh(&rotate("t0", "t1", "b")).await.unwrap(),
+                    RotateOutcome::Reused
+                );
+            })
+        }),
+        ("delete user", |auth, uid, _| {
+            Box::pin(async move {
+                assert!(auth.delete_user(&uid).await.unwrap());
+            })
+        }),
+    ];
+    for (what, end) in paths {
+        let (uid, sid) = logged_in(&auth, at, 3600).await;
+        let (_, other_sid) = {
+            let s = crate::conformance::session(&uid, at, 3600, 3600);
+            auth.create_session(&s, &TokenHash("o".into()), 0, at)
+                .await
+                .unwrap();
+            (uid.clone(), s.sid)
+        };
+        let linked = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));
+        t.store.create(&linked, at).await.unwrap();
+        // A privilege change moves a cookie session to a new id: still registered.
+        let moved = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));
+        t.store.create(&moved, at).await.unwrap();
+        let moved_to = id_for(&t);
+        assert!(
+            t.store
+                .rename(
+                    &moved.id,
+                    &moved_to,
+                    Some(&uid),
+                    &linked_data(&uid, &sid),
+                    Some(at + 3600),
+                    at
+                )
+                .await
+                .unwrap()
+        );
+        let unrelated = session(
+            &t,
+            Some(&uid),
+            &linked_data(&uid, &other_sid),
+            at,
+            Some(3600),
+        );
+        t.store.create(&unrelated, at).await.unwrap();
+        let anonymous = session(&t, Some(&uid), r#"{"cart":[]}"#, at, Some(3600));
+        t.store.create(&anonymous, at).await.unwrap();
+
+        end(auth.clone(), uid.clone(), sid.clone()).await;
+
+        for gone in [&linked.id, &moved_to] {
+            assert!(
+                t.store.load(gone, at).await.unwrap().is_none(),
+                "{what}: a linked cookie session survived"
+            );
+        }
+        let listed: Vec<String> = t
+            .store
+            .list_user(&uid, at)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert!(
+            !listed.contains(&linked.id) && !listed.contains(&moved_to),
+            "{what}"
+        );
+        // The user write and the delete end the user's other login session too.
+        let ends_all = matches!(what, "delete user" | "user write ending sessions");
+        assert_eq!(
+            t.store.load(&unrelated.id, at).await.unwrap().is_none(),
+            ends_all,
+            "{what}: the cookie session of the other login session"
+        );
+        assert!(
+            t.store.load(&anonymous.id, at).await.unwrap().is_some(),
+            "{what}: a cookie session linked to no login session ended"
+        );
+    }
 }
 
 pub async fn load_with_principal_of_a_dead_cookie_session_is_none(t: SessionStoreUnderTest) {

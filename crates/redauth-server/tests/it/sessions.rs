@@ -942,3 +942,47 @@ async fn native_sessions_on_the_embedded_store() {
     drop(router);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 10, item 8: a process started without the cookie-session settings (the admin
+/// CLI, a node configured for tokens only) ends a login session; the compat session
+/// linked to it, which a SvelteKit app reads straight from Redis, ends with it.
+#[tokio::test]
+async fn a_process_without_cookie_settings_still_ends_compat_sessions() {
+    let app = TestApp::start_with(compat()).await;
+    let u = app.user("alice", &["reader"]).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = app.session_login("alice", None).await;
+        let value = r.set_cookie("session").unwrap().replace("%2B", "+");
+        ids.push(value.split_once('.').unwrap().0.to_owned());
+    }
+    let mut con = app.redis.client().get_connection().unwrap();
+    let stored = |con: &mut redis::Connection, id: &str| -> bool {
+        redis::cmd("EXISTS")
+            .arg(format!("sk_ioredis_session:{id}"))
+            .query::<i64>(con)
+            .unwrap()
+            == 1
+    };
+    assert!(ids.iter().all(|id| stored(&mut con, id)));
+
+    let cli = Node::start(
+        &app.redis.url(),
+        Settings::default(),
+        Arc::new(ManualClock::starting_now()),
+    )
+    .await;
+    assert!(cli.sessions.is_none(), "no cookie-session settings");
+    assert_eq!(
+        cli.service.revoke_all_sessions(&u.id, None).await.unwrap(),
+        2
+    );
+    for id in &ids {
+        assert!(!stored(&mut con, id), "compat session {id} outlived its login session");
+    }
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("sk_ioredis_user_sessions:{}", u.id))
+        .query(&mut con)
+        .unwrap();
+    assert!(members.is_empty(), "{members:?}");
+}
