@@ -660,7 +660,55 @@ impl AuthService {
                 Ok(())
             })
             .await?;
+        self.narrow_cookie_links(&user).await?;
         Ok(user)
+    }
+
+    /// Writes a user's rights into the cookie sessions linked to their login sessions,
+    /// so that a SvelteKit app reading them straight from the store (compat layout)
+    /// stops trusting a role or permission the user lost. It only ever narrows: a link
+    /// keeps the rights it showed that the user still holds. A grant shows up when
+    /// redauth next checks the session and moves it to a new id (a copy of the old
+    /// cookie never gains rights). A session written concurrently (renewed, moved) is
+    /// read again, a few times; what ended is skipped.
+    async fn narrow_cookie_links(&self, user: &User) -> Result<(), AuthError> {
+        const ATTEMPTS: usize = 3;
+        let mut permissions = None;
+        for _ in 0..ATTEMPTS {
+            let cookies = self.store.linked_cookie_sessions(&user.id).await?;
+            let mut all_written = true;
+            for cookie in cookies {
+                let permissions = match &permissions {
+                    Some(p) => p,
+                    None => permissions.insert(self.permissions_of(user).await?),
+                };
+                let Some(narrowed) = narrowed_link_data(&cookie.data, user, permissions) else {
+                    continue;
+                };
+                all_written &= self
+                    .store
+                    .replace_linked_cookie_data(&cookie, &narrowed)
+                    .await?;
+            }
+            if all_written {
+                return Ok(());
+            }
+        }
+        Err(AuthError::Unavailable)
+    }
+
+    async fn permissions_of(
+        &self,
+        user: &User,
+    ) -> Result<std::collections::BTreeSet<String>, AuthError> {
+        Ok(self
+            .store
+            .list_roles()
+            .await?
+            .into_iter()
+            .filter(|r| user.roles.contains(&r.name))
+            .flat_map(|r| r.permissions)
+            .collect())
     }
 
     pub async fn delete_user(&self, user_id: &str) -> Result<(), AuthError> {
@@ -680,6 +728,11 @@ impl AuthService {
         role.validate()?;
         self.store.put_role(&role).await?;
         self.cache.invalidate(&Invalidation::All);
+        for user in self.store.list_users().await? {
+            if user.roles.contains(&role.name) {
+                self.narrow_cookie_links(&user).await?;
+            }
+        }
         Ok(role)
     }
 
@@ -703,6 +756,32 @@ impl AuthService {
             Err(ValidationError::new("roles", "names a role that is not defined").into())
         }
     }
+}
+
+/// The serialized cookie-session `data` with its link narrowed to what `user` still
+/// holds, or `None` when there is nothing to change (no link of this user, not JSON,
+/// or nothing lost).
+fn narrowed_link_data(
+    data: &str,
+    user: &User,
+    permissions: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    use crate::session_auth::{LINK_KEY, SessionLink};
+    let serde_json::Value::Object(mut fields) = serde_json::from_str(data).ok()? else {
+        return None;
+    };
+    let link: SessionLink = serde_json::from_value(fields.get(LINK_KEY)?.clone()).ok()?;
+    if link.user_id != user.id {
+        return None;
+    }
+    let mut narrowed = link.clone();
+    narrowed.roles.retain(|r| user.roles.contains(r));
+    narrowed.permissions.retain(|p| permissions.contains(p));
+    if narrowed == link {
+        return None;
+    }
+    fields.insert(LINK_KEY.into(), serde_json::to_value(narrowed).ok()?);
+    serde_json::to_string(&fields).ok()
 }
 
 /// A password checked against `checked` still opens this account only if the account

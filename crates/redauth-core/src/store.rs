@@ -93,6 +93,27 @@ pub enum EndSessions<'a> {
     AllBut(Option<&'a str>),
 }
 
+/// A cookie session linked to one of a user's login sessions, as
+/// [`Store::linked_cookie_sessions`] found it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkedCookieSession {
+    /// Where the backend keeps it, opaque to callers.
+    pub reference: String,
+    /// The serialized session data (`session_store::StoredSession::data`).
+    pub data: String,
+    /// The stored value the data was read from, opaque: a replacement applies only if
+    /// it is still exactly this.
+    pub stored: String,
+}
+
+impl std::fmt::Debug for LinkedCookieSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The reference holds a cookie-session id, a bearer credential.
+        f.debug_struct("LinkedCookieSession")
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a successful [`Store::update_user`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserUpdate {
@@ -177,6 +198,22 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         session_id: &str,
         proof: Option<&TokenHash>,
+    ) -> Result<bool, StoreError>;
+
+    /// The cookie sessions linked to the user's login sessions (the ones ending a login
+    /// session ends), wherever they live and whatever this process's cookie-session
+    /// configuration, so a change of the user's rights can be written into the copy of
+    /// them that a SvelteKit app reads from the store.
+    async fn linked_cookie_sessions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<LinkedCookieSession>, StoreError>;
+    /// Replaces the data of `cookie`, keeping its expiry, if its stored value is still
+    /// `cookie.stored` (else `Ok(false)`, nothing written: it changed or ended).
+    async fn replace_linked_cookie_data(
+        &self,
+        cookie: &LinkedCookieSession,
+        data: &str,
     ) -> Result<bool, StoreError>;
 
     /// Starts delivering invalidations published by other nodes to `sink`. Backends

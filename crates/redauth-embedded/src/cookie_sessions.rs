@@ -169,6 +169,37 @@ impl<'txn> CookieTables<'txn> {
         Ok(removed)
     }
 
+    /// The cookie sessions of `user_id` whose data links to one of the user's login
+    /// sessions: `(id, data)`.
+    pub(crate) fn linked_of(&self, user_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.ids_of(user_id)? {
+            if let Some(r) = self.get(&id)?
+                && link_ids(&r.data).is_some_and(|(uid, _)| uid == user_id)
+            {
+                out.push((id, r.data));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the data of cookie session `id` if it still is `expected`.
+    pub(crate) fn replace_data(
+        &mut self,
+        id: &str,
+        expected: &str,
+        data: &str,
+    ) -> Result<bool, StoreError> {
+        match self.get(id)? {
+            Some(mut r) if r.data == expected => {
+                r.data = data.to_owned();
+                self.put(id, &r)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Deletes the user's sessions that are dead at `now`.
     fn prune_user(&mut self, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
         for id in self.ids_of(user_id)? {

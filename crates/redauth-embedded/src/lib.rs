@@ -35,8 +35,8 @@ use redauth_core::clock::{Clock, UnixTime};
 use redauth_core::model::normalize_username;
 use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::store::{
-    EndSessions, PrincipalRecord, REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome,
-    RotateRequest, UserUpdate,
+    EndSessions, LinkedCookieSession, PrincipalRecord, REFRESH_HISTORY_HASH_CHARS,
+    REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
@@ -657,6 +657,42 @@ impl Store for EmbeddedStore {
                 }
             }
             sessions.remove(&user_id, &session_id)
+        })
+        .await
+    }
+
+    async fn linked_cookie_sessions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<LinkedCookieSession>, StoreError> {
+        let user_id = user_id.to_owned();
+        let found = self
+            .write(move |txn| SessionTables::open(txn)?.cookies.linked_of(&user_id))
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, data)| LinkedCookieSession {
+                reference: id,
+                stored: data.clone(),
+                data,
+            })
+            .collect())
+    }
+
+    async fn replace_linked_cookie_data(
+        &self,
+        cookie: &LinkedCookieSession,
+        data: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, expected, data) = (
+            cookie.reference.clone(),
+            cookie.stored.clone(),
+            data.to_owned(),
+        );
+        self.write(move |txn| {
+            SessionTables::open(txn)?
+                .cookies
+                .replace_data(&id, &expected, &data)
         })
         .await
     }

@@ -564,6 +564,19 @@ fn from_envelope(id: String, json: &str) -> Result<StoredSession, StoreError> {
     })
 }
 
+/// The session data inside a native envelope.
+pub(crate) fn envelope_data(json: &str) -> Result<String, StoreError> {
+    let e: Envelope = serde_json::from_str(json).map_err(corrupt)?;
+    Ok(e.data)
+}
+
+/// The native envelope `json` with its session data replaced.
+pub(crate) fn with_envelope_data(json: &str, data: &str) -> Result<String, StoreError> {
+    let mut e: Envelope = serde_json::from_str(json).map_err(corrupt)?;
+    e.data = data.to_owned();
+    serde_json::to_string(&e).map_err(corrupt)
+}
+
 /// The compat expiry as seen at `now`: `TTL` -1 means none.
 fn compat_expiry(ttl: i64, now: UnixTime) -> Option<UnixTime> {
     (ttl >= 0).then(|| now + ttl)

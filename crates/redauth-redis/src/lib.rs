@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redauth_core::clock::UnixTime;
 use redauth_core::store::{
-    EndSessions, InvalidationSink, PrincipalRecord, REFRESH_HISTORY_HASH_CHARS,
-    REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+    EndSessions, InvalidationSink, LinkedCookieSession, PrincipalRecord,
+    REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
@@ -572,6 +572,61 @@ impl Store for RedisStore {
             )
             .await?;
         Ok(n > 0)
+    }
+
+    async fn linked_cookie_sessions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<LinkedCookieSession>, StoreError> {
+        let flat: Vec<String> = self
+            .run(
+                self.scripts
+                    .linked_cookie_sessions
+                    .key(self.keys.user_sessions(user_id))
+                    .arg(self.keys.session_prefix(user_id)),
+            )
+            .await?;
+        let mut out = Vec::new();
+        let mut it = flat.into_iter();
+        while let (Some(entry), Some(stored)) = (it.next(), it.next()) {
+            let data = if entry.starts_with('n') {
+                cookie_sessions::envelope_data(&stored)?
+            } else {
+                stored.clone()
+            };
+            out.push(LinkedCookieSession {
+                reference: entry,
+                data,
+                stored,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn replace_linked_cookie_data(
+        &self,
+        cookie: &LinkedCookieSession,
+        data: &str,
+    ) -> Result<bool, StoreError> {
+        let mut fields = cookie.reference.split('\t');
+        let (Some(kind), Some(key)) = (fields.next(), fields.next()) else {
+            return Err(corrupt("cookie-session reference has the wrong shape"));
+        };
+        let value = if kind == "n" {
+            cookie_sessions::with_envelope_data(&cookie.stored, data)?
+        } else {
+            data.to_owned()
+        };
+        let replaced: i64 = self
+            .run(
+                self.scripts
+                    .replace_cookie_value
+                    .key(key)
+                    .arg(&cookie.stored)
+                    .arg(value),
+            )
+            .await?;
+        Ok(replaced == 1)
     }
 
     fn rate_limiter(&self) -> Arc<dyn redauth_core::rate_limit::RateLimiter> {

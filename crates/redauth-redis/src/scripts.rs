@@ -178,6 +178,34 @@ redis.call('PUBLISH', ARGV[2], 'sid:' .. ARGV[1])
 return n
 ";
 
+/// KEYS: user's session index. ARGV: session key prefix. Returns {entry, stored value,
+/// ...} of every cookie session registered (`ck`) on the user's login sessions that
+/// still exists.
+const LINKED_COOKIE_SESSIONS: &str = r"
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local ck = redis.call('HGET', ARGV[1] .. sid, 'ck')
+  if ck then
+    for entry in string.gmatch(ck, '[^\n]+') do
+      local key = string.match(entry, '^%a\t([^\t]+)\t')
+      local v = key and redis.call('GET', key)
+      if v then
+        out[#out + 1] = entry
+        out[#out + 1] = v
+      end
+    end
+  end
+end
+return out
+";
+
+/// KEYS: cookie session. ARGV: expected value, new value. 1 if replaced (TTL kept).
+const REPLACE_COOKIE_VALUE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+";
+
 /// KEYS: username, user, users set. ARGV: uid, user JSON. 0 if the username is taken
 /// by another user (the same user again is a retried create: done).
 const CREATE_USER: &str = r"
@@ -264,6 +292,8 @@ pub struct Scripts {
     pub find_user_by_username: Script,
     pub list_users: Script,
     pub put_role: Script,
+    pub linked_cookie_sessions: Script,
+    pub replace_cookie_value: Script,
 }
 
 impl Scripts {
@@ -285,10 +315,12 @@ impl Scripts {
             find_user_by_username: Script::new(FIND_USER_BY_USERNAME),
             list_users: Script::new(LIST_USERS),
             put_role: Script::new(PUT_ROLE),
+            linked_cookie_sessions: Script::new(LINKED_COOKIE_SESSIONS),
+            replace_cookie_value: Script::new(REPLACE_COOKIE_VALUE),
         }
     }
 
-    pub fn all(&self) -> [&Script; 11] {
+    pub fn all(&self) -> [&Script; 13] {
         [
             &self.load_principal,
             &self.rotate_refresh,
@@ -301,6 +333,8 @@ impl Scripts {
             &self.find_user_by_username,
             &self.list_users,
             &self.put_role,
+            &self.linked_cookie_sessions,
+            &self.replace_cookie_value,
         ]
     }
 }

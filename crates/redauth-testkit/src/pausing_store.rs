@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use redauth_core::clock::UnixTime;
 use redauth_core::store::{
-    EndSessions, InvalidationSink, PrincipalRecord, RotateOutcome, RotateRequest, UserUpdate,
+    EndSessions, InvalidationSink, LinkedCookieSession, PrincipalRecord, RotateOutcome,
+    RotateRequest, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
@@ -174,6 +175,21 @@ impl Store for PausingStore {
     ) -> Result<bool, StoreError> {
         self.gate("revoke_session").await;
         self.inner.revoke_session(user_id, session_id, proof).await
+    }
+    async fn linked_cookie_sessions(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<LinkedCookieSession>, StoreError> {
+        self.gate("linked_cookie_sessions").await;
+        self.inner.linked_cookie_sessions(user_id).await
+    }
+    async fn replace_linked_cookie_data(
+        &self,
+        cookie: &LinkedCookieSession,
+        data: &str,
+    ) -> Result<bool, StoreError> {
+        self.gate("replace_linked_cookie_data").await;
+        self.inner.replace_linked_cookie_data(cookie, data).await
     }
     fn subscribe_invalidations(&self, sink: InvalidationSink) {
         self.inner.subscribe_invalidations(sink);

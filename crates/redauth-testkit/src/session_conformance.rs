@@ -41,6 +41,7 @@ macro_rules! session_store_conformance_tests {
             load_with_principal_reports_dead_and_foreign_login_sessions,
             load_with_principal_of_a_dead_cookie_session_is_none,
             ending_a_login_session_ends_its_cookie_sessions,
+            linked_cookie_sessions_are_found_and_replaced_by_compare_and_set,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -729,4 +730,50 @@ pub async fn load_with_principal_of_a_dead_cookie_session_is_none(t: SessionStor
     }
     assert!(t.store.delete(&s.id, Some(&uid)).await.unwrap() || !t.records_expiry);
     assert!(load_both(&t, &s.id, at).await.is_none(), "deleted");
+}
+
+/// Issue 10, item 7 (store part): the cookie sessions linked to a user's login sessions
+/// are found without this process's cookie configuration, and their data is replaced
+/// only if unchanged since read, keeping the expiry.
+pub async fn linked_cookie_sessions_are_found_and_replaced_by_compare_and_set(
+    t: SessionStoreUnderTest,
+) {
+    let at = now();
+    let Some(auth) = t.auth.clone() else {
+        return;
+    };
+    let (uid, sid) = logged_in(&auth, at, 3600).await;
+    let linked = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(600));
+    t.store.create(&linked, at).await.unwrap();
+    let anonymous = session(&t, Some(&uid), r#"{"cart":[]}"#, at, Some(600));
+    t.store.create(&anonymous, at).await.unwrap();
+
+    let found = auth.linked_cookie_sessions(&uid).await.unwrap();
+    assert_eq!(found.len(), 1, "only the linked one");
+    let cookie = &found[0];
+    assert_eq!(cookie.data, linked.data);
+
+    let narrowed = linked.data.replace(r#""docs:read""#, "");
+    assert!(
+        auth.replace_linked_cookie_data(cookie, &narrowed)
+            .await
+            .unwrap()
+    );
+    let loaded = t.store.load(&linked.id, at).await.unwrap().unwrap();
+    assert_eq!(loaded.data, narrowed);
+    assert_expiry(&t, loaded.expires_at, Some(at + 600));
+    assert!(
+        !auth.replace_linked_cookie_data(cookie, "{}").await.unwrap(),
+        "a stale read replaces nothing"
+    );
+    assert_eq!(
+        t.store.load(&linked.id, at).await.unwrap().unwrap().data,
+        narrowed
+    );
+    assert!(
+        auth.linked_cookie_sessions(&user())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -978,11 +978,84 @@ async fn a_process_without_cookie_settings_still_ends_compat_sessions() {
         2
     );
     for id in &ids {
-        assert!(!stored(&mut con, id), "compat session {id} outlived its login session");
+        assert!(
+            !stored(&mut con, id),
+            "compat session {id} outlived its login session"
+        );
     }
     let members: Vec<String> = redis::cmd("SMEMBERS")
         .arg(format!("sk_ioredis_user_sessions:{}", u.id))
         .query(&mut con)
         .unwrap();
     assert!(members.is_empty(), "{members:?}");
+}
+
+/// Issue 10, item 7: a SvelteKit app reading a compat session from Redis trusts
+/// `data.redauth.permissions`. Losing a role or a permission must show there at once,
+/// whichever process makes the change; gaining one shows after redauth's next check
+/// (under a new session id).
+#[tokio::test]
+async fn losing_a_right_is_written_into_compat_sessions_at_once() {
+    let app = TestApp::start_with(compat()).await;
+    let u = app.user("alice", &["reader", "writer"]).await;
+    let r = app.session_login("alice", None).await;
+    let value = r.set_cookie("session").unwrap();
+    let id = value
+        .replace("%2B", "+")
+        .split_once('.')
+        .unwrap()
+        .0
+        .to_owned();
+    let mut con = app.redis.client().get_connection().unwrap();
+    let link = |con: &mut redis::Connection, id: &str| -> serde_json::Value {
+        let stored: String = redis::cmd("GET")
+            .arg(format!("sk_ioredis_session:{id}"))
+            .query(con)
+            .unwrap();
+        serde_json::from_str::<serde_json::Value>(&stored).unwrap()["redauth"].clone()
+    };
+    assert_eq!(
+        link(&mut con, &id)["permissions"],
+        json!(["reader:use", "writer:use"])
+    );
+
+    // A process without cookie settings (the CLI) removes a role...
+    let cli = Node::start(
+        &app.redis.url(),
+        Settings::default(),
+        Arc::new(ManualClock::starting_now()),
+    )
+    .await;
+    cli.service.revoke_role(&u.id, "writer").await.unwrap();
+    let now = link(&mut con, &id);
+    assert_eq!(now["roles"], json!(["reader"]));
+    assert_eq!(now["permissions"], json!(["reader:use"]));
+    // ...and a permission from a role the user keeps.
+    cli.service
+        .put_role(redauth_core::Role {
+            name: "reader".into(),
+            permissions: vec!["reader:list".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(link(&mut con, &id)["permissions"], json!([]));
+
+    // A grant is not written into the old id...
+    cli.service.grant_role(&u.id, "writer").await.unwrap();
+    assert_eq!(link(&mut con, &id)["roles"], json!(["reader"]));
+    // ...redauth's next check moves the session to a new id carrying it.
+    let checked = app.get_session("session", &value).await;
+    assert_eq!(checked.status, StatusCode::OK);
+    let moved = checked.set_cookie("session").expect("a new id");
+    let new_id = moved
+        .replace("%2B", "+")
+        .split_once('.')
+        .unwrap()
+        .0
+        .to_owned();
+    assert_ne!(new_id, id);
+    assert_eq!(
+        link(&mut con, &new_id)["permissions"],
+        json!(["reader:list", "writer:use"])
+    );
 }
