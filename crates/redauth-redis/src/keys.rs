@@ -15,7 +15,18 @@
 //!
 //! Session hash fields: `uid created last_seen abs_exp idle_exp ip ua gen` (metadata),
 //! `cur` (HMAC of the current refresh token), `prev` (HMAC of the token it replaced),
-//! `rot_at` (time of the last rotation, which anchors the reuse grace window).
+//! `rot_at` (time of the last rotation, which anchors the reuse grace window), `bind`
+//! (the client binding of that rotation: only it gets the successor of `prev` again),
+//! `old` (the first 16 characters of the HMACs of up to 32 tokens before `prev`, newest
+//! first, space-separated: presenting one of them is theft, presenting anything else
+//! is just invalid), `ck` (the cookie sessions linked to this login session, one per
+//! line: `n|c` TAB cookie-session key TAB user-index key TAB id; every script that ends
+//! the login session deletes them, so no process needs the cookie-session settings to
+//! end them; written by the cookie-session create and rename scripts).
+//!
+//! The user JSON carries `security_version`: every user write is a compare-and-set on
+//! it and increments it, and `CREATE_SESSION` refuses a version other than the one the
+//! login checked the password under.
 
 #[derive(Debug, Clone)]
 pub struct Keys {
