@@ -54,7 +54,8 @@ fn main() -> ExitCode {
     let minimal = std::env::args().any(|a| a == "--minimal");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let expires = clock.now() + 24 * 3600;
-    let cache = SessionCache::new(capacity, clock);
+    // Max age: an hour, longer than a run, so what is measured is what is held.
+    let cache = SessionCache::new(capacity, 3600, clock);
     println!("inserted=0 entries=0 rss_kib={}", rss_kib());
     let mut inserted = 0u64;
     for checkpoint in checkpoints {

@@ -69,7 +69,7 @@ fn access_token(c: &mut Criterion) {
 
 fn cache_hit(c: &mut Criterion) {
     let clock = Arc::new(ManualClock::starting_now());
-    let cache = SessionCache::new(100_000, clock.clone());
+    let cache = SessionCache::new(100_000, 3600, clock.clone());
     // A populated cache, so the hit is not served from a tiny, always-hot table.
     for _ in 0..10_000 {
         cache.insert(principal(clock.now() + 3600));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use redauth_core::Store;
-use redauth_core::store::{Invalidation, RotateOutcome, RotateRequest};
+use redauth_core::store::{FeedEvent, Invalidation, RotateOutcome, RotateRequest};
 use redauth_core::token::refresh::TokenHash;
 use redauth_redis::{RedisConfig, RedisStore};
 use redauth_testkit::conformance::{session, user};
@@ -135,9 +135,15 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
     listener.invalidation_feed_ready().await;
     assert_eq!(
         rx.recv().await,
-        Some(Invalidation::All),
-        "a (re)subscription first clears the cache"
+        Some(FeedEvent::Lost),
+        "nothing is delivered before the subscription is confirmed"
     );
+    assert_eq!(
+        rx.recv().await,
+        Some(FeedEvent::Subscribed),
+        "a (re)subscription clears the cache and trusts it again"
+    );
+    let inv = |i: Invalidation| Some(FeedEvent::Invalidate(i));
 
     let u = user("alice");
     writer.create_user(&u).await.unwrap();
@@ -155,9 +161,9 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
         .await
         .unwrap();
     writer.revoke_session(&u.id, &s.sid, None).await.unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::Session(s.sid.clone())));
+    assert_eq!(rx.recv().await, inv(Invalidation::Session(s.sid.clone())));
     writer.revoke_all_sessions(&u.id, None).await.unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
+    assert_eq!(rx.recv().await, inv(Invalidation::User(u.id.clone())));
     writer
         .put_role(&redauth_core::Role {
             name: "r".into(),
@@ -165,11 +171,11 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
         })
         .await
         .unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    assert_eq!(rx.recv().await, inv(Invalidation::All));
     let mut changed = u.clone();
     changed.disabled = true;
     writer.update_user(&changed).await.unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
+    assert_eq!(rx.recv().await, inv(Invalidation::User(u.id.clone())));
 }
 
 #[tokio::test]
