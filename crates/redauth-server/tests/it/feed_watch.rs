@@ -120,12 +120,12 @@ async fn a_redis_restart_distrusts_the_cache_while_down_and_the_first_write_afte
     // From the moment the feed knows, before Redis is back: nothing from the cache.
     await_feed(&mut state, Duration::from_secs(10), |s| s.losses > 0).await;
     assert!(!app.service.cache().is_trusted());
-    assert!(app.service.cache().get(&uid, &sid_of(&token)).is_none());
-    assert_eq!(
-        app.get_bearer("/api/auth/verify", &token).await.status,
-        StatusCode::SERVICE_UNAVAILABLE,
+    assert!(
+        app.service.cache().get(&uid, &sid_of(&token)).is_none(),
         "not served from the cache while Redis is down"
     );
+    // No request while Redis is down: an idle node is the case where only the first
+    // command would have found the command connection's socket dead.
 
     // Back on the same port, empty: alice's session is gone (as if revoked meanwhile).
     app.redis.restart();
