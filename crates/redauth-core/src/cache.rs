@@ -1013,7 +1013,7 @@ mod tests {
                     }
                 });
             }
-            for i in 0..ROUNDS {
+            for (i, alive) in live.iter().enumerate() {
                 // Let the loaders reach this session before it is revoked.
                 let seen = inserted.load(Ordering::Relaxed);
                 for _ in 0..200 {
@@ -1022,7 +1022,7 @@ mod tests {
                     }
                     std::thread::yield_now();
                 }
-                live[i].store(false, Ordering::Release);
+                alive.store(false, Ordering::Release);
                 let what = match i % 10 {
                     0 => Invalidation::User(format!("u{}", i % 7)),
                     1 => Invalidation::All,
