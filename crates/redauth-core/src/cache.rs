@@ -349,6 +349,7 @@ impl SessionCache {
                     self.gate.trusted.store(false, Ordering::Release);
                 }
                 self.flush();
+                self.applied.send_modify(|n| *n += 1);
             }
             FeedEvent::Subscribed => {
                 // Anything placed while lost (a plain `insert` racing the loss) goes
@@ -356,6 +357,8 @@ impl SessionCache {
                 self.gate.bump();
                 self.flush();
                 self.gate.trusted.store(true, Ordering::Release);
+                // Announced once trusted, so whoever awaits it sees the final state.
+                self.applied.send_modify(|n| *n += 1);
             }
         }
     }
@@ -364,7 +367,6 @@ impl SessionCache {
         self.entries.clear();
         self.cookies.clear();
         self.links.clear();
-        self.applied.send_modify(|n| *n += 1);
     }
 
     /// Principals currently held (expired ones included until evicted), for tests and
