@@ -54,36 +54,40 @@ fn main() -> ExitCode {
     let minimal = std::env::args().any(|a| a == "--minimal");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let expires = clock.now() + 24 * 3600;
-    let cache = SessionCache::new(capacity, clock);
+    // Max age: an hour, longer than a run, so what is measured is what is held.
+    let cache = SessionCache::new(capacity, 3600, clock);
     println!("inserted=0 entries=0 rss_kib={}", rss_kib());
     let mut inserted = 0u64;
     for checkpoint in checkpoints {
         while inserted < checkpoint {
             // Ten sessions per user, as with a few devices per account.
             let user = inserted / 10;
-            cache.insert(if minimal {
-                Principal {
-                    user_id: Default::default(),
-                    username: Default::default(),
-                    session_id: id('s', inserted).into(),
-                    session_expires_at: expires,
-                    access: Default::default(),
-                }
-            } else {
-                Principal {
-                    user_id: id('u', user).into(),
-                    username: format!("user{user}@example.com").into(),
-                    session_id: id('s', inserted).into(),
-                    session_expires_at: expires,
-                    // Built per session, as `Principal::from_parts` does; the cache
-                    // shares one copy.
-                    access: Access {
-                        roles: vec!["reader".into()],
-                        permissions: ["reader:use".to_owned()].into_iter().collect(),
+            cache.insert_loaded(
+                cache.load_ticket(),
+                if minimal {
+                    Principal {
+                        user_id: Default::default(),
+                        username: Default::default(),
+                        session_id: id('s', inserted).into(),
+                        session_expires_at: expires,
+                        access: Default::default(),
                     }
-                    .into(),
-                }
-            });
+                } else {
+                    Principal {
+                        user_id: id('u', user).into(),
+                        username: format!("user{user}@example.com").into(),
+                        session_id: id('s', inserted).into(),
+                        session_expires_at: expires,
+                        // Built per session, as `Principal::from_parts` does; the cache
+                        // shares one copy.
+                        access: Access {
+                            roles: vec!["reader".into()],
+                            permissions: ["reader:use".to_owned()].into_iter().collect(),
+                        }
+                        .into(),
+                    }
+                },
+            );
             inserted += 1;
         }
         let entries = cache.len();

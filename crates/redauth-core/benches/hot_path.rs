@@ -69,12 +69,12 @@ fn access_token(c: &mut Criterion) {
 
 fn cache_hit(c: &mut Criterion) {
     let clock = Arc::new(ManualClock::starting_now());
-    let cache = SessionCache::new(100_000, clock.clone());
+    let cache = SessionCache::new(100_000, 3600, clock.clone());
     // A populated cache, so the hit is not served from a tiny, always-hot table.
     for _ in 0..10_000 {
-        cache.insert(principal(clock.now() + 3600));
+        cache.insert_loaded(cache.load_ticket(), principal(clock.now() + 3600));
     }
-    let p = cache.insert(principal(clock.now() + 3600));
+    let p = cache.insert_loaded(cache.load_ticket(), principal(clock.now() + 3600));
     let (uid, sid) = (p.user_id.clone(), p.session_id.clone());
     c.bench_function("cache/hit", |b| {
         b.iter(|| cache.get(black_box(&uid), black_box(&sid)).unwrap())

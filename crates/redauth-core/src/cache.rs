@@ -2,7 +2,27 @@
 //! session id, so a valid access token is checked without a storage round trip.
 //!
 //! Entries carry their session's expiry and are refused once the [`Clock`] passes it,
-//! so an entry never outlives its session.
+//! so an entry never outlives its session. Nor is any entry trusted longer than the
+//! cache's maximum age (`REDAUTH_CACHE_MAX_AGE_SECS`) after it was placed: whatever
+//! went wrong with the revocation feed, a node re-reads Redis at least that often.
+//!
+//! # Trust: load tickets and the feed
+//!
+//! Redis is the source of truth and the feed tells this cache what to drop. Two races
+//! could let a revoked principal back in, and the cache closes both:
+//!
+//! - A slow load. A miss reads the store; if the revocation's invalidation is applied
+//!   while that read is in flight, a plain insert afterwards would cache what Redis no
+//!   longer holds. So a load takes a [`LoadTicket`] before it reads, and
+//!   [`SessionCache::insert_loaded`] caches only if no invalidation (of any kind) and
+//!   no feed loss happened since: every invalidation bumps an epoch under a write
+//!   lock; an insert compares it under the read lock, so it lands either before the
+//!   bump (and the removal that follows takes it out) or sees the bump.
+//! - A lost feed. Messages published while the subscription is down (or silently
+//!   dead) are gone. From the moment the feed reports [`FeedEvent::Lost`] the cache is
+//!   flushed and distrusted: `get` answers nothing and inserts are refused, until
+//!   [`FeedEvent::Subscribed`] (flushed again, then trusted). Distrust is one atomic
+//!   flag read by `get`: the hot path takes no lock for it.
 //!
 //! Cookie sessions are cached beside principals, keyed by cookie-session id, so a hot
 //! `GET /api/auth/session` needs no round trip either. A cookie entry is only trusted
@@ -21,8 +41,9 @@
 //! principals and cookie sessions, is:
 //!
 //! - a power-of-two number of shards (one for small capacities), each a lock around a
-//!   slab of slots (an `Arc` to the entry, a reference bit, a tag of its owner's hash:
-//!   16 B) and a `hashbrown::HashTable<u32>` of slot numbers that hashes the entry's
+//!   slab of slots (an `Arc` to the entry, a tag of its owner's hash, and one atomic
+//!   word holding the reference bit and when the entry was placed, for the maximum
+//!   age: 16 B) and a `hashbrown::HashTable<u32>` of slot numbers that hashes the entry's
 //!   own key, so the key is stored once, inside the entry (about 10 B per entry);
 //! - one atomic count over all shards, reserved before an entry is placed, so `len()`
 //!   never exceeds the capacity, even with many threads inserting at once;
@@ -43,7 +64,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use compact_str::CompactString;
@@ -52,7 +73,11 @@ use hashbrown::HashTable;
 use crate::clock::{Clock, UnixTime};
 use crate::cookie_session::CookieSession;
 use crate::model::{Access, Principal};
-use crate::store::Invalidation;
+use crate::store::{FeedEvent, Invalidation};
+
+/// How long an entry is served, at most, when nothing else is configured: a bound on
+/// how long a revocation can go unnoticed if everything else fails.
+pub const DEFAULT_MAX_AGE_SECS: i64 = 60;
 
 #[derive(Clone)]
 pub struct SessionCache {
@@ -61,10 +86,42 @@ pub struct SessionCache {
     links: Arc<Bounded<CookieLink>>,
     access: Arc<Interner>,
     clock: Arc<dyn Clock>,
-    /// Counts invalidations applied, so callers (tests, metrics) can await delivery
-    /// of a revocation instead of sleeping.
+    gate: Arc<Gate>,
+    /// Counts invalidations applied (flushes for feed losses and resubscriptions
+    /// included), so callers (tests, metrics) can await delivery of a revocation
+    /// instead of sleeping.
     applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
+
+/// Orders invalidations against loads in flight, and holds whether the feed is
+/// trusted. See the module documentation.
+struct Gate {
+    /// Bumped (under the write lock) by every invalidation and change of feed state;
+    /// compared (under the read lock) by [`SessionCache::insert_loaded`].
+    epoch: RwLock<u64>,
+    /// False from the moment the feed is known lost until it has resubscribed. An
+    /// atomic, so `get` checks it without a lock.
+    trusted: AtomicBool,
+}
+
+impl Gate {
+    fn bump(&self) -> u64 {
+        let mut epoch = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
+        *epoch = epoch.wrapping_add(1);
+        *epoch
+    }
+
+    fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+}
+
+/// Proof of when a load started: taken with [`SessionCache::load_ticket`] before the
+/// store is read, spent by [`SessionCache::insert_loaded`]. Deliberately not `Clone`:
+/// one ticket, one load.
+#[derive(Debug)]
+#[must_use = "a load ticket is spent by insert_loaded"]
+pub struct LoadTicket(u64);
 
 /// A cookie session as last read from the store, trusted until `fresh_until`.
 #[derive(Debug, Clone)]
@@ -76,14 +133,22 @@ pub struct CachedCookieSession {
 
 impl SessionCache {
     /// A cache of at most `capacity` principals and, separately, at most `capacity`
-    /// cookie sessions.
-    pub fn new(capacity: u64, clock: Arc<dyn Clock>) -> Self {
+    /// cookie sessions, none of them served more than `max_age_secs` after it was
+    /// placed (0 or less: nothing is served). Starts trusted: a store without a feed
+    /// (the embedded one) never reports a loss, and one with a feed reports
+    /// [`FeedEvent::Lost`] as soon as it is subscribed to.
+    pub fn new(capacity: u64, max_age_secs: i64, clock: Arc<dyn Clock>) -> Self {
+        let born = clock.now();
         Self {
-            entries: Arc::new(Bounded::new(capacity)),
-            cookies: Arc::new(Bounded::new(capacity)),
-            links: Arc::new(Bounded::new(capacity)),
+            entries: Arc::new(Bounded::new(capacity, born, max_age_secs)),
+            cookies: Arc::new(Bounded::new(capacity, born, max_age_secs)),
+            links: Arc::new(Bounded::new(capacity, born, max_age_secs)),
             access: Arc::new(Interner::default()),
             clock,
+            gate: Arc::new(Gate {
+                epoch: RwLock::new(0),
+                trusted: AtomicBool::new(true),
+            }),
             applied: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
@@ -93,31 +158,77 @@ impl SessionCache {
         self.applied.subscribe()
     }
 
-    /// The cached principal of `session_id`, if it belongs to `user_id` and is live.
+    /// Whether the cache serves entries: false while the feed is lost.
+    pub fn is_trusted(&self) -> bool {
+        self.gate.trusted()
+    }
+
+    /// The cached principal of `session_id`, if it belongs to `user_id`, is live, is
+    /// younger than the maximum age, and the feed is trusted.
     pub fn get(&self, user_id: &str, session_id: &str) -> Option<Arc<Principal>> {
+        if !self.gate.trusted() {
+            return None;
+        }
         let now: UnixTime = self.clock.now();
         let p = self.entries.get(session_id, now)?;
         (p.user_id == user_id && now < p.session_expires_at).then_some(p)
     }
 
-    /// Caches `principal` under its session id (replacing any entry there), sharing
-    /// its [`Access`] with every cached principal that has the same one.
-    pub fn insert(&self, mut principal: Principal) -> Arc<Principal> {
-        principal.access = self.access.intern(principal.access);
-        let p = Arc::new(principal);
-        self.entries.insert(p.clone(), self.clock.now());
+    /// Taken before reading the store.
+    pub fn load_ticket(&self) -> LoadTicket {
+        LoadTicket(
+            *self
+                .gate
+                .epoch
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Caches `principal` only if no invalidation (of any kind) was applied and the
+    /// feed was not lost since `ticket` was taken; always returns the (interned) Arc so
+    /// the caller can answer its request. What it read was right when it was read; it
+    /// just may not be cached, because a revocation may have overtaken it.
+    pub fn insert_loaded(&self, ticket: LoadTicket, principal: Principal) -> Arc<Principal> {
+        let p = self.intern(principal);
+        let now = self.clock.now();
+        let epoch = self
+            .gate
+            .epoch
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Under the read lock: an invalidation cannot bump the epoch (nor a loss clear
+        // the trust) between this check and the placement.
+        if *epoch == ticket.0 && self.gate.trusted() {
+            self.entries.insert(p.clone(), now);
+        }
+        drop(epoch);
         p
     }
 
-    /// The cached cookie session `id`, if still fresh and live at the clock's now.
+    fn intern(&self, mut principal: Principal) -> Arc<Principal> {
+        principal.access = self.access.intern(principal.access);
+        Arc::new(principal)
+    }
+
+    /// The cached cookie session `id`, if still fresh and live at the clock's now
+    /// (and the feed is trusted).
     pub fn get_cookie_session(&self, id: &str) -> Option<Arc<CachedCookieSession>> {
+        if !self.gate.trusted() {
+            return None;
+        }
         let now = self.clock.now();
         let c = self.cookies.get(id, now)?;
         let live = c.session.expires_at.is_none_or(|e| now < e);
         (live && now < c.fresh_until).then_some(c)
     }
 
+    /// Refused while the feed is lost. A cookie entry is only served together with a
+    /// cached principal (which the ticket rule guards), so it needs no ticket itself.
     pub fn insert_cookie_session(&self, session: CookieSession, fresh_until: UnixTime) {
+        if !self.gate.trusted() {
+            return;
+        }
         let fresh_until = session
             .expires_at
             .map_or(fresh_until, |e| e.min(fresh_until));
@@ -148,6 +259,9 @@ impl SessionCache {
         session_id: &str,
         expires_at: UnixTime,
     ) {
+        if !self.gate.trusted() {
+            return;
+        }
         self.links.insert(
             Arc::new(CookieLink {
                 cookie_id: cookie_id.into(),
@@ -163,6 +277,9 @@ impl SessionCache {
     /// seen linked to. A hint only: the caller still reads the link from the session
     /// data it loads and checks it names this principal.
     pub fn linked_principal(&self, cookie_id: &str) -> Option<Arc<Principal>> {
+        if !self.gate.trusted() {
+            return None;
+        }
         let link = self.links.get(cookie_id, self.clock.now())?;
         self.get(&link.user_id, &link.session_id)
     }
@@ -173,7 +290,13 @@ impl SessionCache {
         self.cookies.len()
     }
 
+    /// Drops what `what` names. Loads in flight since before this call will not be
+    /// cached (see [`Self::insert_loaded`]).
     pub fn invalidate(&self, what: &Invalidation) {
+        // Bump first, remove after: an `insert_loaded` that saw the old epoch placed
+        // its entry before the bump (it held the read lock), so the removal below
+        // takes it out; one that comes later sees the new epoch and places nothing.
+        self.gate.bump();
         match what {
             Invalidation::Session(sid) => {
                 self.entries.remove(sid);
@@ -192,6 +315,44 @@ impl SessionCache {
             }
         }
         self.applied.send_modify(|n| *n += 1);
+    }
+
+    /// Applies what the store's revocation feed reports (the service subscribes this
+    /// to [`crate::Store::subscribe_invalidations`]).
+    pub fn apply_feed_event(&self, event: FeedEvent) {
+        match event {
+            FeedEvent::Invalidate(what) => self.invalidate(&what),
+            FeedEvent::Lost => {
+                {
+                    // Distrust and bump together: a load that checks under the read
+                    // lock sees both or neither.
+                    let mut epoch = self
+                        .gate
+                        .epoch
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    *epoch = epoch.wrapping_add(1);
+                    self.gate.trusted.store(false, Ordering::Release);
+                }
+                self.flush();
+                self.applied.send_modify(|n| *n += 1);
+            }
+            FeedEvent::Subscribed => {
+                // Anything placed while lost (a plain `insert` racing the loss) goes
+                // before trust returns; tickets from before are void.
+                self.gate.bump();
+                self.flush();
+                self.gate.trusted.store(true, Ordering::Release);
+                // Announced once trusted, so whoever awaits it sees the final state.
+                self.applied.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    fn flush(&self) {
+        self.entries.clear();
+        self.cookies.clear();
+        self.links.clear();
     }
 
     /// Principals currently held (expired ones included until evicted), for tests and
@@ -278,7 +439,16 @@ struct Bounded<T> {
     len: AtomicUsize,
     capacity: usize,
     hasher: RandomState,
+    /// The clock's time when the cache was made: slots store when they were placed as
+    /// seconds since then, in 31 bits beside the reference bit, so the maximum age
+    /// costs no bytes per entry.
+    born: UnixTime,
+    /// Seconds after its placement at which an entry is no longer served.
+    max_age: i64,
 }
+
+/// The largest placement time a slot's stamp holds (31 bits: 68 years after `born`).
+const MAX_STAMP: i64 = (u32::MAX >> 1) as i64;
 
 struct Shard<T> {
     slots: Vec<Slot<T>>,
@@ -297,12 +467,15 @@ struct Slot<T> {
     /// Low bits of the hash of the entry's owner, so removing a user's entries
     /// compares integers and reads only the entries that match.
     owner_tag: u32,
-    /// Set by a hit, cleared by the passing hand: a second chance.
-    referenced: AtomicBool,
+    /// Bit 0: set by a hit, cleared by the passing hand (a second chance). Bits 1 to
+    /// 31: when the entry was placed, in seconds since [`Bounded::born`].
+    stamp: AtomicU32,
 }
 
+const REFERENCED: u32 = 1;
+
 impl<T: Entry> Bounded<T> {
-    fn new(capacity: u64) -> Self {
+    fn new(capacity: u64, born: UnixTime, max_age: i64) -> Self {
         // Slot numbers are u32; a cache that large would need terabytes anyway.
         let capacity = capacity.min(u64::from(u32::MAX));
         let planned = (capacity / MIN_SHARD_ENTRIES).clamp(1, MAX_SHARDS);
@@ -323,7 +496,30 @@ impl<T: Entry> Bounded<T> {
             len: AtomicUsize::new(0),
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
             hasher: RandomState::new(),
+            born,
+            max_age,
         }
+    }
+
+    /// `now` as a slot's placement time (without the reference bit).
+    fn stamp_at(&self, now: UnixTime) -> u32 {
+        // In 0..=MAX_STAMP, so the cast is lossless and the shift drops nothing.
+        (now.saturating_sub(self.born).clamp(0, MAX_STAMP) as u32) << 1
+    }
+
+    /// Whether an entry whose slot has `stamp` may no longer be served at `now`:
+    /// older than the maximum age, or placed "in the future" (the clock stepped back,
+    /// or the stamp saturated), where its age cannot be told and distrust is safe.
+    fn too_old(&self, stamp: u32, now: UnixTime) -> bool {
+        let placed = i64::from(stamp >> 1);
+        let since_born = now.saturating_sub(self.born);
+        let age = since_born.saturating_sub(placed);
+        age < 0 || age >= self.max_age || placed >= MAX_STAMP
+    }
+
+    /// Whether the entry in `slot` is not to be served at `now`.
+    fn stale(&self, entry: &T, stamp: u32, now: UnixTime) -> bool {
+        now >= entry.expires_at() || self.too_old(stamp, now)
     }
 
     fn len(&self) -> u64 {
@@ -362,12 +558,13 @@ impl<T: Entry> Bounded<T> {
         let shard = self.read(self.shard_of(hash))?;
         let slot = shard.slot_of(hash, key)?;
         let entry = slot.entry.as_ref()?;
-        if now >= entry.expires_at() {
+        let stamp = slot.stamp.load(Ordering::Relaxed);
+        if self.stale(entry, stamp, now) {
             return None;
         }
         // Only write when it changes, so hot entries do not bounce a cache line.
-        if !slot.referenced.load(Ordering::Relaxed) {
-            slot.referenced.store(true, Ordering::Relaxed);
+        if stamp & REFERENCED == 0 {
+            slot.stamp.fetch_or(REFERENCED, Ordering::Relaxed);
         }
         Some(entry.clone())
     }
@@ -378,6 +575,7 @@ impl<T: Entry> Bounded<T> {
     fn insert(&self, value: Arc<T>, now: UnixTime) {
         let hash = self.hash(value.key());
         let owner_tag = self.owner_tag(value.owner());
+        let stamp = self.stamp_at(now);
         let home = self.shard_of(hash);
         for _ in 0..INSERT_ATTEMPTS {
             let Some(mut shard) = self.write(home) else {
@@ -387,6 +585,9 @@ impl<T: Entry> Bounded<T> {
                 if let Some(slot) = shard.slots.get_mut(i) {
                     slot.entry = Some(value);
                     slot.owner_tag = owner_tag;
+                    // A new value is a new placement; a hot entry stays hot.
+                    let referenced = *slot.stamp.get_mut() & REFERENCED;
+                    *slot.stamp.get_mut() = stamp | referenced;
                 }
                 return;
             }
@@ -397,17 +598,17 @@ impl<T: Entry> Bounded<T> {
                 })
                 .is_ok();
             if reserved {
-                if !shard.place(hash, value, owner_tag, &self.hasher) {
+                if !shard.place(hash, value, owner_tag, stamp, &self.hasher) {
                     // Cannot happen (slot numbers fit u32); give the reservation back.
                     self.len.fetch_sub(1, Ordering::AcqRel);
                 }
                 return;
             }
             // Full: the new entry takes the place of one the hand picks in this shard.
-            if let Some(victim) = shard.victim(now) {
+            if let Some(victim) = shard.victim(|e, st| self.stale(e, st, now)) {
                 let old = shard.take(victim, &self.hasher);
                 shard.len += 1;
-                shard.put(victim, hash, value, owner_tag, &self.hasher);
+                shard.put(victim, hash, value, owner_tag, stamp, &self.hasher);
                 drop(shard);
                 drop(old);
                 return;
@@ -427,7 +628,7 @@ impl<T: Entry> Bounded<T> {
             let Some(mut shard) = self.write((home + step) % n) else {
                 continue;
             };
-            if let Some(victim) = shard.victim(now) {
+            if let Some(victim) = shard.victim(|e, st| self.stale(e, st, now)) {
                 let old = shard.take(victim, &self.hasher);
                 shard.free_slot(victim);
                 self.len.fetch_sub(1, Ordering::AcqRel);
@@ -518,7 +719,14 @@ impl<T: Entry> Shard<T> {
     }
 
     /// Puts a new entry in a free slot or a new one; false if slot numbers ran out.
-    fn place(&mut self, hash: u64, value: Arc<T>, owner_tag: u32, hasher: &RandomState) -> bool {
+    fn place(
+        &mut self,
+        hash: u64,
+        value: Arc<T>,
+        owner_tag: u32,
+        stamp: u32,
+        hasher: &RandomState,
+    ) -> bool {
         let i = match self.free.pop() {
             Some(i) => i as usize,
             None => {
@@ -528,24 +736,32 @@ impl<T: Entry> Shard<T> {
                 self.slots.push(Slot {
                     entry: None,
                     owner_tag: 0,
-                    referenced: AtomicBool::new(false),
+                    stamp: AtomicU32::new(0),
                 });
                 self.slots.len() - 1
             }
         };
         self.len += 1;
-        self.put(i, hash, value, owner_tag, hasher);
+        self.put(i, hash, value, owner_tag, stamp, hasher);
         true
     }
 
-    /// Fills the empty slot `i` with a cold entry and indexes it.
-    fn put(&mut self, i: usize, hash: u64, value: Arc<T>, owner_tag: u32, hasher: &RandomState) {
+    /// Fills the empty slot `i` with a cold entry placed at `stamp` and indexes it.
+    fn put(
+        &mut self,
+        i: usize,
+        hash: u64,
+        value: Arc<T>,
+        owner_tag: u32,
+        stamp: u32,
+        hasher: &RandomState,
+    ) {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
         slot.entry = Some(value);
         slot.owner_tag = owner_tag;
-        *slot.referenced.get_mut() = false;
+        *slot.stamp.get_mut() = stamp & !REFERENCED;
         let slots = &self.slots;
         // `i` fits u32: `place` checked the slab's length before growing it.
         self.index.insert_unique(hash, i as u32, |&j| {
@@ -573,10 +789,11 @@ impl<T: Entry> Shard<T> {
         self.free.push(i as u32);
     }
 
-    /// The slot whose entry CLOCK evicts next: the first the hand reaches that has
-    /// expired or was not referenced since the hand last passed; a referenced one
-    /// loses its bit and is passed over. `None` if the shard holds nothing.
-    fn victim(&mut self, now: UnixTime) -> Option<usize> {
+    /// The slot whose entry CLOCK evicts next: the first the hand reaches that is
+    /// `stale` (expired or too old) or was not referenced since the hand last passed;
+    /// a referenced one loses its bit and is passed over. `None` if the shard holds
+    /// nothing.
+    fn victim(&mut self, stale: impl Fn(&T, u32) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -592,12 +809,12 @@ impl<T: Entry> Shard<T> {
             let Some(entry) = &slot.entry else {
                 continue;
             };
-            if now >= entry.expires_at() {
+            let stamp = slot.stamp.get_mut();
+            if stale(entry, *stamp) {
                 return Some(i);
             }
-            let referenced = slot.referenced.get_mut();
-            if *referenced {
-                *referenced = false;
+            if *stamp & REFERENCED != 0 {
+                *stamp &= !REFERENCED;
             } else {
                 return Some(i);
             }
@@ -678,8 +895,8 @@ mod tests {
     #[test]
     fn entries_never_outlive_their_session() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(100, clock.clone());
-        cache.insert(principal("u1", "s1", clock.now() + 60));
+        let cache = SessionCache::new(100, 3600, clock.clone());
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", clock.now() + 60));
         assert!(cache.get("u1", "s1").is_some());
         assert!(cache.get("u2", "s1").is_none(), "another user's session id");
         clock.advance(60);
@@ -689,10 +906,10 @@ mod tests {
     #[test]
     fn invalidation_by_session_user_and_all() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(100, clock.clone());
+        let cache = SessionCache::new(100, 3600, clock.clone());
         let exp = clock.now() + 600;
         for (u, s) in [("u1", "s1"), ("u1", "s2"), ("u2", "s3")] {
-            cache.insert(principal(u, s, exp));
+            cache.insert_loaded(cache.load_ticket(), principal(u, s, exp));
         }
         cache.invalidate(&Invalidation::Session("s1".into()));
         assert!(cache.get("u1", "s1").is_none());
@@ -702,6 +919,224 @@ mod tests {
         assert!(cache.get("u2", "s3").is_some());
         cache.invalidate(&Invalidation::All);
         assert!(cache.get("u2", "s3").is_none());
+    }
+
+    #[test]
+    fn a_load_overtaken_by_any_invalidation_is_not_cached() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let exp = clock.now() + 600;
+        let kinds = [
+            Invalidation::Session("s1".into()),
+            Invalidation::User("u1".into()),
+            Invalidation::All,
+            // Even one that names someone else: the rule is "any invalidation".
+            Invalidation::Session("other".into()),
+        ];
+        for what in kinds {
+            let cache = SessionCache::new(100, 3600, clock.clone());
+            let ticket = cache.load_ticket();
+            // ... the store is read here, and meanwhile the revocation arrives ...
+            cache.invalidate(&what);
+            let p = cache.insert_loaded(ticket, with_access("u1", "s1", exp, &["reader"]));
+            assert_eq!((&*p.user_id, &*p.session_id), ("u1", "s1"), "{what:?}");
+            assert!(
+                p.has_permission("reader:use"),
+                "the caller still gets its answer"
+            );
+            assert!(cache.get("u1", "s1").is_none(), "cached after {what:?}");
+            assert!(cache.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_load_with_no_invalidation_since_its_ticket_is_cached() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let exp = clock.now() + 600;
+        let cache = SessionCache::new(100, 3600, clock.clone());
+        cache.invalidate(&Invalidation::All);
+        // Tickets taken after an invalidation are good.
+        let ticket = cache.load_ticket();
+        let p = cache.insert_loaded(ticket, with_access("u1", "s1", exp, &["reader"]));
+        let got = cache.get("u1", "s1").expect("cached");
+        assert!(Arc::ptr_eq(&got, &p));
+        // And interned like any insert.
+        let q = cache.insert_loaded(
+            cache.load_ticket(),
+            with_access("u2", "s2", exp, &["reader"]),
+        );
+        assert!(Arc::ptr_eq(&p.access, &q.access));
+    }
+
+    /// Loader threads read a "store" and cache what they read; a revoker thread
+    /// revokes in the store, then invalidates, one session at a time while the
+    /// loaders hammer exactly that session. Whatever the interleaving, no revoked
+    /// session may stay cached.
+    #[test]
+    fn concurrent_loads_and_invalidations_never_leave_a_revoked_entry() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let exp = clock.now() + 600;
+        let cache = SessionCache::new(10_000, 3600, clock.clone());
+        const ROUNDS: usize = 3_000;
+        let live: Vec<AtomicBool> = (0..ROUNDS).map(|_| AtomicBool::new(true)).collect();
+        let current = AtomicUsize::new(0);
+        let inserted = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let (cache, live, current, inserted) = (&cache, &live, &current, &inserted);
+                s.spawn(move || {
+                    loop {
+                        let i = current.load(Ordering::Acquire);
+                        if i >= ROUNDS {
+                            break;
+                        }
+                        let ticket = cache.load_ticket();
+                        if live[i].load(Ordering::Acquire) {
+                            let sid = format!("s{i}");
+                            cache.insert_loaded(
+                                ticket,
+                                principal(&format!("u{}", i % 7), &sid, exp),
+                            );
+                            inserted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            for (i, alive) in live.iter().enumerate() {
+                // Let the loaders reach this session before it is revoked.
+                let seen = inserted.load(Ordering::Relaxed);
+                for _ in 0..200 {
+                    if inserted.load(Ordering::Relaxed) > seen + 2 {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                alive.store(false, Ordering::Release);
+                let what = match i % 10 {
+                    0 => Invalidation::User(format!("u{}", i % 7)),
+                    1 => Invalidation::All,
+                    _ => Invalidation::Session(format!("s{i}")),
+                };
+                cache.invalidate(&what);
+                current.store(i + 1, Ordering::Release);
+            }
+        });
+        let stale: Vec<usize> = (0..ROUNDS)
+            .filter(|i| {
+                cache
+                    .get(&format!("u{}", i % 7), &format!("s{i}"))
+                    .is_some()
+            })
+            .collect();
+        assert!(stale.is_empty(), "revoked but cached: {stale:?}");
+        assert!(
+            inserted.load(Ordering::Relaxed) > ROUNDS,
+            "the loaders did run"
+        );
+    }
+
+    #[test]
+    fn a_lost_feed_distrusts_the_cache_until_it_resubscribes() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let t = clock.now();
+        let cache = SessionCache::new(100, 3600, clock.clone());
+        assert!(cache.is_trusted(), "no feed, nothing lost: trusted");
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
+        cache.insert_cookie_session(cookie("c1", Some("u1"), None), t + 60);
+        cache.remember_cookie_link("c1", "u1", "s1", t + 60);
+        let mut applied = cache.invalidations_applied();
+        let seen = *applied.borrow_and_update();
+        let ticket = cache.load_ticket();
+
+        cache.apply_feed_event(FeedEvent::Lost);
+        assert!(!cache.is_trusted());
+        assert!(cache.get("u1", "s1").is_none());
+        assert!(cache.get_cookie_session("c1").is_none());
+        assert!(cache.linked_principal("c1").is_none());
+        assert!(cache.is_empty(), "flushed at the moment of loss");
+        assert_eq!(cache.cookie_sessions_len(), 0);
+        assert!(*applied.borrow_and_update() > seen);
+        // Every kind of insert is refused while lost.
+        let p = cache.insert_loaded(cache.load_ticket(), principal("u1", "s2", t + 600));
+        assert_eq!(&*p.session_id, "s2", "the caller still gets its principal");
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s3", t + 600));
+        cache.insert_cookie_session(cookie("c2", Some("u1"), None), t + 60);
+        cache.remember_cookie_link("c2", "u1", "s2", t + 60);
+        assert!(cache.is_empty());
+        assert_eq!(cache.cookie_sessions_len(), 0);
+        // Invalidations still apply (and void tickets) while lost.
+        let during = cache.load_ticket();
+        cache.apply_feed_event(FeedEvent::Invalidate(Invalidation::Session("x".into())));
+
+        cache.apply_feed_event(FeedEvent::Subscribed);
+        assert!(cache.is_trusted());
+        // Loads that started before the resubscription may have missed messages.
+        cache.insert_loaded(ticket, principal("u1", "s1", t + 600));
+        cache.insert_loaded(during, principal("u1", "s4", t + 600));
+        assert!(
+            cache.is_empty(),
+            "tickets from before the resubscription are void"
+        );
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
+        assert!(cache.get("u1", "s1").is_some(), "trusted again");
+    }
+
+    #[test]
+    fn no_entry_is_served_past_the_maximum_age() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let t = clock.now();
+        let cache = SessionCache::new(100, 60, clock.clone());
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
+        cache.insert_cookie_session(cookie("c1", Some("u1"), None), t + 600);
+        clock.advance(30);
+        // Placed later: its own 60 seconds start now.
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s2", t + 600));
+        clock.advance(29);
+        assert!(cache.get("u1", "s1").is_some(), "59 s old");
+        assert!(cache.get_cookie_session("c1").is_some());
+        clock.advance(1);
+        assert!(
+            cache.get("u1", "s1").is_none(),
+            "60 s old: re-read the store"
+        );
+        assert!(cache.get_cookie_session("c1").is_none());
+        assert!(cache.get("u1", "s2").is_some(), "30 s old");
+        // Reloading restarts the count.
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
+        clock.advance(30);
+        assert!(cache.get("u1", "s2").is_none());
+        assert!(cache.get("u1", "s1").is_some());
+        // Too-old entries are the first to be evicted, like expired ones.
+        let small = SessionCache::new(2, 60, clock.clone());
+        assert_eq!(small.entries.shard_count(), 1);
+        let now = clock.now();
+        small.insert_loaded(small.load_ticket(), principal("u", "young", now + 600));
+        small.insert_loaded(small.load_ticket(), principal("u", "old", now + 600));
+        clock.advance(30);
+        // Re-placed in its slot (the first, where the hand starts): younger now.
+        small.insert_loaded(small.load_ticket(), principal("u", "young", now + 600));
+        clock.advance(29);
+        assert!(small.get("u", "old").is_some() && small.get("u", "young").is_some());
+        clock.advance(1);
+        // Both referenced: by CLOCK alone the hand would take the first slot.
+        small.insert_loaded(small.load_ticket(), principal("u", "new", now + 600));
+        assert!(small.get("u", "young").is_some(), "the too-old one went");
+        assert!(small.get("u", "new").is_some());
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_distrusts_entries() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let t = clock.now();
+        let cache = SessionCache::new(100, 60, clock.clone());
+        clock.advance(10);
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
+        clock.advance(-5);
+        assert!(cache.get("u1", "s1").is_none(), "its age cannot be told");
+    }
+
+    #[test]
+    fn a_slot_costs_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<Principal>>(), 16);
     }
 
     fn cookie(id: &str, uid: Option<&str>, expires: Option<UnixTime>) -> CookieSession {
@@ -717,7 +1152,7 @@ mod tests {
     #[test]
     fn cookie_sessions_stay_fresh_only_for_their_window_and_life() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(100, clock.clone());
+        let cache = SessionCache::new(100, 3600, clock.clone());
         let t = clock.now();
         cache.insert_cookie_session(cookie("c1", None, Some(t + 100)), t + 10);
         cache.insert_cookie_session(cookie("c2", None, Some(t + 5)), t + 10);
@@ -734,7 +1169,7 @@ mod tests {
     #[test]
     fn cookie_sessions_are_evicted_with_their_id_user_or_everything() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(100, clock.clone());
+        let cache = SessionCache::new(100, 3600, clock.clone());
         let until = clock.now() + 600;
         for (id, uid) in [
             ("a", Some("u1")),
@@ -760,9 +1195,12 @@ mod tests {
     #[test]
     fn capacity_is_bounded() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(50, clock.clone());
+        let cache = SessionCache::new(50, 3600, clock.clone());
         for i in 0..1_000 {
-            cache.insert(principal("u", &format!("s{i}"), clock.now() + 600));
+            cache.insert_loaded(
+                cache.load_ticket(),
+                principal("u", &format!("s{i}"), clock.now() + 600),
+            );
         }
         assert!(cache.len() <= 50, "{}", cache.len());
     }
@@ -771,10 +1209,10 @@ mod tests {
     fn a_full_cache_holds_exactly_its_capacity_and_the_newest_entry() {
         let clock = Arc::new(ManualClock::starting_now());
         for capacity in [1, 50, 5_000] {
-            let cache = SessionCache::new(capacity, clock.clone());
+            let cache = SessionCache::new(capacity, 3600, clock.clone());
             for i in 0..3 * capacity {
                 let sid = format!("s{i}");
-                cache.insert(principal("u", &sid, clock.now() + 600));
+                cache.insert_loaded(cache.load_ticket(), principal("u", &sid, clock.now() + 600));
                 assert!(cache.get("u", &sid).is_some(), "just inserted {sid}");
             }
             assert_eq!(cache.len(), capacity);
@@ -784,8 +1222,8 @@ mod tests {
     #[test]
     fn capacity_zero_holds_nothing() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(0, clock.clone());
-        let p = cache.insert(principal("u", "s", clock.now() + 600));
+        let cache = SessionCache::new(0, 3600, clock.clone());
+        let p = cache.insert_loaded(cache.load_ticket(), principal("u", "s", clock.now() + 600));
         assert_eq!(&*p.session_id, "s", "the caller still gets its principal");
         assert!(cache.get("u", "s").is_none());
         assert!(cache.is_empty());
@@ -795,10 +1233,10 @@ mod tests {
     fn a_recently_read_entry_survives_eviction_over_cold_ones() {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
-        let cache = SessionCache::new(50, clock.clone());
+        let cache = SessionCache::new(50, 3600, clock.clone());
         assert_eq!(cache.entries.shard_count(), 1);
         for i in 0..50 {
-            cache.insert(principal("u", &format!("s{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u", &format!("s{i}"), exp));
         }
         let hot = ["s7", "s23", "s49"];
         // Twenty times the capacity in new sessions, the hot ones read in between.
@@ -806,7 +1244,7 @@ mod tests {
             for sid in hot {
                 assert!(cache.get("u", sid).is_some(), "{sid} evicted at insert {i}");
             }
-            cache.insert(principal("u", &format!("s{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u", &format!("s{i}"), exp));
         }
         assert_eq!(cache.len(), 50);
         // Never read: the cold ones went, the last 47 inserted are there.
@@ -818,9 +1256,9 @@ mod tests {
     fn without_reads_the_oldest_entries_go_first() {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
-        let cache = SessionCache::new(10, clock.clone());
+        let cache = SessionCache::new(10, 3600, clock.clone());
         for i in 0..15 {
-            cache.insert(principal("u", &format!("s{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u", &format!("s{i}"), exp));
         }
         for i in 0..5 {
             assert!(cache.get("u", &format!("s{i}")).is_none(), "s{i}");
@@ -834,11 +1272,11 @@ mod tests {
     fn expired_entries_go_before_live_ones() {
         let clock = Arc::new(ManualClock::starting_now());
         let t = clock.now();
-        let cache = SessionCache::new(10, clock.clone());
+        let cache = SessionCache::new(10, 3600, clock.clone());
         // Interleaved, so the hand meets live entries before each expiring one.
         for i in 0..10 {
             let exp = if i % 2 == 1 { t + 10 } else { t + 600 };
-            cache.insert(principal("u", &format!("s{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u", &format!("s{i}"), exp));
         }
         // Every entry read, so none is cold: only expiry tells them apart.
         for i in 0..10 {
@@ -846,7 +1284,10 @@ mod tests {
         }
         clock.advance(10);
         for i in 10..15 {
-            cache.insert(principal("u", &format!("s{i}"), t + 600));
+            cache.insert_loaded(
+                cache.load_ticket(),
+                principal("u", &format!("s{i}"), t + 600),
+            );
         }
         for i in (0..10).step_by(2) {
             assert!(
@@ -863,10 +1304,10 @@ mod tests {
     #[test]
     fn expired_entries_are_refused_before_the_hand_reaches_them() {
         let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(10, clock.clone());
+        let cache = SessionCache::new(10, 3600, clock.clone());
         let t = clock.now();
         cache.insert_cookie_session(cookie("c", Some("u"), None), t + 5);
-        cache.insert(principal("u", "s", t + 5));
+        cache.insert_loaded(cache.load_ticket(), principal("u", "s", t + 5));
         clock.advance(5);
         assert!(cache.get("u", "s").is_none());
         assert!(cache.get_cookie_session("c").is_none());
@@ -878,7 +1319,7 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
         let capacity = 5_000;
-        let cache = SessionCache::new(capacity, clock.clone());
+        let cache = SessionCache::new(capacity, 3600, clock.clone());
         assert!(cache.entries.shard_count() > 1);
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
@@ -888,7 +1329,7 @@ mod tests {
                     s.spawn(move || {
                         for i in 0..20_000 {
                             let (uid, sid) = (format!("u{t}"), format!("t{t}-s{i}"));
-                            cache.insert(principal(&uid, &sid, exp));
+                            cache.insert_loaded(cache.load_ticket(), principal(&uid, &sid, exp));
                             // Reads race the other threads' evictions; a hit must be
                             // the principal of this very key.
                             if let Some(p) = cache.get(&uid, &sid) {
@@ -926,11 +1367,11 @@ mod tests {
     fn invalidating_a_user_reaches_every_shard() {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
-        let cache = SessionCache::new(100_000, clock.clone());
+        let cache = SessionCache::new(100_000, 3600, clock.clone());
         assert_eq!(cache.entries.shard_count(), 64);
         for i in 0..2_000 {
-            cache.insert(principal("u1", &format!("a{i}"), exp));
-            cache.insert(principal("u2", &format!("b{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u1", &format!("a{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u2", &format!("b{i}"), exp));
             cache.insert_cookie_session(cookie(&format!("c{i}"), Some("u1"), None), exp);
         }
         let with_u1 = (cache.entries.shards.iter())
@@ -958,7 +1399,7 @@ mod tests {
         };
         let before = slots(&cache);
         for i in 0..1_000 {
-            cache.insert(principal("u3", &format!("d{i}"), exp));
+            cache.insert_loaded(cache.load_ticket(), principal("u3", &format!("d{i}"), exp));
         }
         assert!(slots(&cache) <= before + 64, "{} > {before}", slots(&cache));
     }
@@ -968,17 +1409,17 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
         // One slot: every insert evicts the previous entry and reuses its slot.
-        let cache = SessionCache::new(1, clock.clone());
-        cache.insert(principal("u1", "s1", exp));
+        let cache = SessionCache::new(1, 3600, clock.clone());
+        cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", exp));
         assert!(cache.get("u1", "s1").is_some());
-        cache.insert(principal("u2", "s2", exp));
+        cache.insert_loaded(cache.load_ticket(), principal("u2", "s2", exp));
         assert!(cache.get("u1", "s1").is_none());
         assert!(cache.get("u1", "s2").is_none(), "s2 is not u1's");
         let p = cache.get("u2", "s2").unwrap();
         assert_eq!((&*p.user_id, &*p.session_id), ("u2", "s2"));
         // And a slot freed by invalidation.
         cache.invalidate(&Invalidation::Session("s2".into()));
-        cache.insert(principal("u3", "s3", exp));
+        cache.insert_loaded(cache.load_ticket(), principal("u3", "s3", exp));
         assert!(cache.get("u2", "s2").is_none());
         let p = cache.get("u3", "s3").unwrap();
         assert_eq!((&*p.user_id, &*p.session_id), ("u3", "s3"));
@@ -989,9 +1430,15 @@ mod tests {
     fn reinserting_a_session_replaces_its_principal_in_place() {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
-        let cache = SessionCache::new(10, clock.clone());
-        cache.insert(with_access("u1", "s1", exp, &["reader"]));
-        cache.insert(with_access("u1", "s1", exp, &["admin"]));
+        let cache = SessionCache::new(10, 3600, clock.clone());
+        cache.insert_loaded(
+            cache.load_ticket(),
+            with_access("u1", "s1", exp, &["reader"]),
+        );
+        cache.insert_loaded(
+            cache.load_ticket(),
+            with_access("u1", "s1", exp, &["admin"]),
+        );
         assert_eq!(cache.len(), 1);
         let p = cache.get("u1", "s1").unwrap();
         assert!(p.has_permission("admin:use") && !p.has_permission("reader:use"));
@@ -1001,16 +1448,22 @@ mod tests {
     fn equal_role_sets_share_one_access() {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
-        let cache = SessionCache::new(100, clock.clone());
+        let cache = SessionCache::new(100, 3600, clock.clone());
         // Built separately: equal, but two allocations until the cache interns them.
         let (a, b) = (
             with_access("u1", "s1", exp, &["reader", "writer"]),
             with_access("u2", "s2", exp, &["reader", "writer"]),
         );
         assert!(!Arc::ptr_eq(&a.access, &b.access));
-        let (a, b) = (cache.insert(a), cache.insert(b));
+        let (a, b) = (
+            cache.insert_loaded(cache.load_ticket(), a),
+            cache.insert_loaded(cache.load_ticket(), b),
+        );
         assert!(Arc::ptr_eq(&a.access, &b.access));
-        let c = cache.insert(with_access("u3", "s3", exp, &["reader"]));
+        let c = cache.insert_loaded(
+            cache.load_ticket(),
+            with_access("u3", "s3", exp, &["reader"]),
+        );
         assert!(!Arc::ptr_eq(&a.access, &c.access));
         let got = cache.get("u2", "s2").unwrap();
         assert!(Arc::ptr_eq(&got.access, &a.access));
@@ -1022,18 +1475,27 @@ mod tests {
     fn interned_sets_no_principal_uses_are_dropped() {
         let clock = Arc::new(ManualClock::starting_now());
         let exp = clock.now() + 600;
-        let cache = SessionCache::new(10, clock.clone());
-        let kept = cache.insert(with_access("u", "kept", exp, &["kept"]));
+        let cache = SessionCache::new(10, 3600, clock.clone());
+        let kept = cache.insert_loaded(
+            cache.load_ticket(),
+            with_access("u", "kept", exp, &["kept"]),
+        );
         // Far more distinct sets than the cache holds principals.
         for i in 0..5 * MIN_INTERNED_BEFORE_PRUNE {
-            cache.insert(with_access("u", &format!("s{i}"), exp, &[&format!("r{i}")]));
+            cache.insert_loaded(
+                cache.load_ticket(),
+                with_access("u", &format!("s{i}"), exp, &[&format!("r{i}")]),
+            );
         }
         assert!(
             cache.access.len() <= 2 * MIN_INTERNED_BEFORE_PRUNE,
             "{}",
             cache.access.len()
         );
-        let again = cache.insert(with_access("u", "again", exp, &["kept"]));
+        let again = cache.insert_loaded(
+            cache.load_ticket(),
+            with_access("u", "again", exp, &["kept"]),
+        );
         assert!(
             Arc::ptr_eq(&kept.access, &again.access),
             "a set in use stays"

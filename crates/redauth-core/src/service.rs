@@ -133,17 +133,24 @@ pub struct AuthServiceParts {
     pub password_policy: PasswordPolicy,
     pub sessions: SessionPolicy,
     pub cache_capacity: u64,
+    /// No cached principal is served longer than this after it was read from the
+    /// store, whatever happened to the revocation feed (`REDAUTH_CACHE_MAX_AGE_SECS`).
+    pub cache_max_age_secs: i64,
     pub limits: BruteForceLimits,
 }
 
 impl AuthService {
     /// Builds the service and subscribes its cache to the store's revocation feed.
     pub fn new(parts: AuthServiceParts) -> Arc<Self> {
-        let cache = SessionCache::new(parts.cache_capacity, parts.clock.clone());
+        let cache = SessionCache::new(
+            parts.cache_capacity,
+            parts.cache_max_age_secs,
+            parts.clock.clone(),
+        );
         let sink_cache = cache.clone();
         parts
             .store
-            .subscribe_invalidations(Arc::new(move |inv| sink_cache.invalidate(&inv)));
+            .subscribe_invalidations(Arc::new(move |event| sink_cache.apply_feed_event(event)));
         Arc::new(Self {
             limiter: parts.store.rate_limiter(),
             limits: parts.limits,
@@ -273,6 +280,10 @@ impl AuthService {
         };
         let refresh = RefreshToken::generate(&user.id, &session.sid)?;
         let refresh_hash = refresh.hash(&self.keys);
+        // Taken before the session exists: a revocation of it (a disable racing this
+        // login, on any node) that lands before the insert below keeps it out of the
+        // cache.
+        let mut ticket = self.cache.load_ticket();
         let mut attempts = 0;
         loop {
             match self
@@ -290,6 +301,7 @@ impl AuthService {
                         .await?
                         .filter(|fresh| require_password_hash(fresh, &checked).is_ok())
                         .ok_or(AuthError::InvalidCredentials)?;
+                    ticket = self.cache.load_ticket();
                 }
                 Err(StoreError::Conflict) => return Err(AuthError::Unavailable),
                 Err(e) => return Err(e.into()),
@@ -298,7 +310,7 @@ impl AuthService {
         let roles = self.store.list_roles().await?;
         let principal = self
             .cache
-            .insert(Principal::from_parts(&session, &user, &roles));
+            .insert_loaded(ticket, Principal::from_parts(&session, &user, &roles));
         tracing::info!(user_id = %user.id, session_id = %session.sid, "login");
         self.issue(principal, refresh)
     }
@@ -350,15 +362,17 @@ impl AuthService {
             idle_secs: self.sessions.idle_ttl_secs,
             charge,
         };
+        let ticket = self.cache.load_ticket();
         match self.store.rotate_refresh(&req).await? {
             RotateOutcome::Rotated(rec) | RotateOutcome::Replayed(rec) => {
                 if rec.user.disabled {
                     self.revoke(&rec.user.id, &rec.session.sid).await?;
                     return Err(AuthError::InvalidRefreshToken);
                 }
-                let principal =
-                    self.cache
-                        .insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles));
+                let principal = self.cache.insert_loaded(
+                    ticket,
+                    Principal::from_parts(&rec.session, &rec.user, &rec.roles),
+                );
                 self.issue(principal, successor)
             }
             RotateOutcome::Reused => {
@@ -388,16 +402,18 @@ impl AuthService {
         if let Some(p) = self.cache.get(&claims.sub, &claims.sid) {
             return Ok(p);
         }
+        // Taken before the read: an invalidation that arrives while the read is in
+        // flight (a logout on another node) wins over it (issue 10, item 6).
+        let ticket = self.cache.load_ticket();
         let rec = self
             .store
             .load_principal(&claims.sub, &claims.sid, now)
             .await?;
         match rec {
-            Some(rec) if !rec.user.disabled => {
-                Ok(self
-                    .cache
-                    .insert(Principal::from_parts(&rec.session, &rec.user, &rec.roles)))
-            }
+            Some(rec) if !rec.user.disabled => Ok(self.cache.insert_loaded(
+                ticket,
+                Principal::from_parts(&rec.session, &rec.user, &rec.roles),
+            )),
             _ => Err(AuthError::InvalidToken),
         }
     }

@@ -192,6 +192,9 @@ impl SessionAuth {
         let id = self
             .manager
             .validate_cookie(presented.ok_or(CookieSessionError::Missing)?)?;
+        // Before any read: a principal loaded below is cached only if no invalidation
+        // overtook the reads (issue 10, item 6).
+        let ticket = self.service.cache().load_ticket();
         let cached = self.service.cache().get_cookie_session(&id);
         let mut fresh = cached.is_none();
         // Not cached: the store reads the cookie session and the principal of the login
@@ -219,7 +222,7 @@ impl SessionAuth {
                 }
                 let link =
                     SessionLink::from_data(&session.data).ok_or(CookieSessionError::NotFound)?;
-                match self.load_principal(&link, linked.take()).await? {
+                match self.load_principal(&link, linked.take(), ticket).await? {
                     Some(p) => principal = Some(p),
                     None => {
                         self.service.cache().evict_cookie_session(&id);
@@ -322,6 +325,7 @@ impl SessionAuth {
         &self,
         link: &SessionLink,
         linked: Option<LinkedPrincipal>,
+        ticket: crate::cache::LoadTicket,
     ) -> Result<Option<Arc<Principal>>, CookieSessionError> {
         let cache = self.service.cache();
         if let Some(p) = cache.get(&link.user_id, &link.session_id) {
@@ -336,9 +340,9 @@ impl SessionAuth {
                 .await
                 .map_err(AuthError::from)?,
         };
-        Ok(rec
-            .filter(|r| !r.user.disabled)
-            .map(|r| cache.insert(Principal::from_parts(&r.session, &r.user, &r.roles))))
+        Ok(rec.filter(|r| !r.user.disabled).map(|r| {
+            cache.insert_loaded(ticket, Principal::from_parts(&r.session, &r.user, &r.roles))
+        }))
     }
 
     fn cache(&self, session: &CookieSession, principal: Option<&Principal>) {

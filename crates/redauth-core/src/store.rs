@@ -79,11 +79,29 @@ pub enum RotateOutcome {
 pub enum Invalidation {
     Session(SessionId),
     User(UserId),
-    /// Role definitions changed, or the feed was interrupted and messages may be lost.
+    /// Role definitions changed: every cached principal may hold stale permissions.
     All,
 }
 
-pub type InvalidationSink = Arc<dyn Fn(Invalidation) + Send + Sync>;
+/// What a revocation feed tells the session cache. Pub/sub is fire-and-forget, so the
+/// feed reports not only messages but also whether it can vouch that none was missed:
+/// a cache may only serve entries while its feed is subscribed and proven alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// Another node revoked something: drop it.
+    Invalidate(Invalidation),
+    /// The feed cannot prove it delivers every message (not yet subscribed, the
+    /// connection closed, a heartbeat went unanswered, subscribing fails). Messages
+    /// published from now on may be lost, so the cache flushes and serves nothing
+    /// until [`FeedEvent::Subscribed`].
+    Lost,
+    /// (Re)subscribed and delivering again. Messages sent while lost are gone for good,
+    /// so the cache flushes once more before it trusts what it loads from now on.
+    Subscribed,
+}
+
+/// Where a store's revocation feed delivers its [`FeedEvent`]s (the session cache).
+pub type InvalidationSink = Arc<dyn Fn(FeedEvent) + Send + Sync>;
 
 /// Which login sessions a user write ends, in the same atomic step as the write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,8 +234,10 @@ pub trait Store: Send + Sync + 'static {
         data: &str,
     ) -> Result<bool, StoreError>;
 
-    /// Starts delivering invalidations published by other nodes to `sink`. Backends
-    /// with a single process (the embedded store) have nothing to deliver.
+    /// Starts delivering invalidations published by other nodes to `sink`, with the
+    /// feed's state ([`FeedEvent::Lost`] at once, [`FeedEvent::Subscribed`] once it is
+    /// delivering). Backends with a single process (the embedded store) have nothing
+    /// to deliver and never send anything: their cache stays trusted.
     fn subscribe_invalidations(&self, _sink: InvalidationSink) {}
 
     /// The cookie-session store that lives beside this one (same connection or file),

@@ -27,6 +27,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Value};
 
 pub use crate::cookie_sessions::RedisCookieSessionStore;
+pub use crate::feed::{FeedStatus, Heartbeat};
 use crate::keys::Keys;
 pub use crate::rate_limit::RedisRateLimiter;
 use crate::scripts::Scripts;
@@ -42,6 +43,10 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// A command that takes longer than this fails as `Unavailable` (503), never hangs.
     pub response_timeout: Duration,
+    /// How the revocation feed proves its subscription is alive: a silent one is
+    /// detected within `interval + deadline`, and the session cache is off from then
+    /// until the feed has resubscribed.
+    pub feed_heartbeat: Heartbeat,
 }
 
 impl RedisConfig {
@@ -51,6 +56,7 @@ impl RedisConfig {
             ca_file: None,
             key_prefix: key_prefix.to_owned(),
             response_timeout: Duration::from_secs(2),
+            feed_heartbeat: Heartbeat::default(),
         }
     }
 }
@@ -61,6 +67,7 @@ pub struct RedisStore {
     keys: Keys,
     scripts: Arc<Scripts>,
     feed: feed::FeedState,
+    heartbeat: Heartbeat,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -111,6 +118,7 @@ impl RedisStore {
             keys: Keys::new(&config.key_prefix),
             scripts: Arc::new(Scripts::new()),
             feed: feed::FeedState::default(),
+            heartbeat: config.feed_heartbeat,
         })
     }
 
@@ -133,6 +141,13 @@ impl RedisStore {
     /// [`Store::subscribe_invalidations`]). Tests wait on it so that no publish is lost.
     pub async fn invalidation_feed_ready(&self) {
         self.feed.ready().await;
+    }
+
+    /// The revocation feed's state: whether it is subscribed, and how many times it
+    /// subscribed and was lost. Changes are published after the session cache has
+    /// applied them, so a test can await a loss and then rely on the cache being off.
+    pub fn feed_state(&self) -> tokio::sync::watch::Receiver<FeedStatus> {
+        self.feed.watch()
     }
 
     fn con(&self) -> ConnectionManager {
@@ -641,11 +656,13 @@ impl Store for RedisStore {
     }
 
     fn subscribe_invalidations(&self, sink: InvalidationSink) {
-        feed::spawn(
-            self.client.clone(),
-            self.keys.invalidation_channel(),
+        feed::spawn(feed::Feed {
+            client: self.client.clone(),
+            channel: self.keys.invalidation_channel(),
             sink,
-            self.feed.clone(),
-        );
+            state: self.feed.clone(),
+            heartbeat: self.heartbeat,
+            command: self.con(),
+        });
     }
 }

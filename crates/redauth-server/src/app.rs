@@ -124,6 +124,7 @@ pub fn build_on(
         password_policy: config.password_policy,
         sessions: config.sessions.clone(),
         cache_capacity: config.cache_capacity,
+        cache_max_age_secs: config.cache_max_age_secs,
         limits: config.limits,
     });
     let sessions = match (&config.session_cookies, session_store) {

@@ -72,6 +72,9 @@ settings! {
     idle_ttl_secs: i64 = "REDAUTH_IDLE_TTL_SECS",
     refresh_reuse_grace_secs: i64 = "REDAUTH_REFRESH_REUSE_GRACE_SECS",
     cache_capacity: u64 = "REDAUTH_CACHE_CAPACITY",
+    /// Seconds a node serves a cached principal before reading Redis again, whatever
+    /// the revocation feed says (1 to 3600).
+    cache_max_age_secs: i64 = "REDAUTH_CACHE_MAX_AGE_SECS",
     cookie_secure: bool = "REDAUTH_COOKIE_SECURE",
     refresh_cookie_name: String = "REDAUTH_REFRESH_COOKIE_NAME",
     password_min_chars: usize = "REDAUTH_PASSWORD_MIN_CHARS",
@@ -237,6 +240,7 @@ pub struct Config {
     pub access_ttl_secs: i64,
     pub sessions: SessionPolicy,
     pub cache_capacity: u64,
+    pub cache_max_age_secs: i64,
     pub cookie_secure: bool,
     pub refresh_cookie_name: String,
     pub password_policy: PasswordPolicy,
@@ -334,6 +338,14 @@ impl Config {
         if cache_capacity == 0 {
             return Err(err(
                 "REDAUTH_CACHE_CAPACITY (cache_capacity) must be at least 1",
+            ));
+        }
+        let cache_max_age_secs = s
+            .cache_max_age_secs
+            .unwrap_or(redauth_core::cache::DEFAULT_MAX_AGE_SECS);
+        if !(1..=3600).contains(&cache_max_age_secs) {
+            return Err(err(
+                "REDAUTH_CACHE_MAX_AGE_SECS (cache_max_age_secs) must be 1 to 3600",
             ));
         }
         let password_policy = PasswordPolicy {
@@ -461,6 +473,7 @@ impl Config {
                 reuse_grace_secs: grace,
             },
             cache_capacity,
+            cache_max_age_secs,
             cookie_secure,
             refresh_cookie_name,
             password_policy,
@@ -1211,6 +1224,24 @@ mod tests {
     }
 
     #[test]
+    fn cache_max_age_defaults_to_a_minute_and_accepts_one_second_to_an_hour() {
+        assert_eq!(load(&[]).unwrap().cache_max_age_secs, 60);
+        for ok in ["1", "3600"] {
+            let c = load(&[("REDAUTH_CACHE_MAX_AGE_SECS", ok)]).unwrap();
+            assert_eq!(c.cache_max_age_secs.to_string(), ok);
+        }
+        for bad in ["0", "-1", "3601"] {
+            let e = load(&[("REDAUTH_CACHE_MAX_AGE_SECS", bad)]).unwrap_err();
+            assert_eq!(
+                e.0, "REDAUTH_CACHE_MAX_AGE_SECS (cache_max_age_secs) must be 1 to 3600",
+                "{bad}"
+            );
+        }
+        let from_file: Settings = toml::from_str("cache_max_age_secs = 15").unwrap();
+        assert_eq!(Config::resolve(from_file).unwrap().cache_max_age_secs, 15);
+    }
+
+    #[test]
     fn redis_requires_a_strong_secret() {
         let e = load(&[("REDIS_URL", "redis://localhost:6379")]).unwrap_err();
         assert!(e.0.contains("JWT_SECRET is not set"), "{e}");
@@ -1294,6 +1325,18 @@ mod tests {
                 "REDAUTH_PASSWORD_MIN_CHARS",
             ),
             (&[("REDAUTH_CACHE_CAPACITY", "0")], "REDAUTH_CACHE_CAPACITY"),
+            (
+                &[("REDAUTH_CACHE_MAX_AGE_SECS", "0")],
+                "REDAUTH_CACHE_MAX_AGE_SECS",
+            ),
+            (
+                &[("REDAUTH_CACHE_MAX_AGE_SECS", "3601")],
+                "REDAUTH_CACHE_MAX_AGE_SECS",
+            ),
+            (
+                &[("REDAUTH_CACHE_MAX_AGE_SECS", "soon")],
+                "REDAUTH_CACHE_MAX_AGE_SECS",
+            ),
             (&[("REDAUTH_LOG_FORMAT", "xml")], "REDAUTH_LOG_FORMAT"),
             (
                 &[("REDAUTH_REFRESH_REUSE_GRACE_SECS", "3600")],

@@ -87,6 +87,7 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
         password_policy: PasswordPolicy::default(),
         sessions: SessionPolicy::default(),
         cache_capacity: 1000,
+        cache_max_age_secs: redauth_core::cache::DEFAULT_MAX_AGE_SECS,
         limits: BruteForceLimits {
             login_per_ip: None,
             login_failures_per_account: None,

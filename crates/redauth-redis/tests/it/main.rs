@@ -9,4 +9,5 @@
 
 mod conformance;
 mod cookie_sessions;
+mod feed_watch;
 mod redis_specific;

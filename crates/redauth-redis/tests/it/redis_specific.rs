@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use redauth_core::Store;
-use redauth_core::store::{EndSessions, Invalidation, RotateOutcome, RotateRequest};
+use redauth_core::store::{EndSessions, FeedEvent, Invalidation, RotateOutcome, RotateRequest};
 use redauth_core::token::refresh::TokenHash;
 use redauth_redis::{RedisConfig, RedisStore};
 use redauth_testkit::conformance::{session, user};
@@ -136,9 +136,15 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
     listener.invalidation_feed_ready().await;
     assert_eq!(
         rx.recv().await,
-        Some(Invalidation::All),
-        "a (re)subscription first clears the cache"
+        Some(FeedEvent::Lost),
+        "nothing is delivered before the subscription is confirmed"
     );
+    assert_eq!(
+        rx.recv().await,
+        Some(FeedEvent::Subscribed),
+        "a (re)subscription clears the cache and trusts it again"
+    );
+    let inv = |i: Invalidation| Some(FeedEvent::Invalidate(i));
 
     let u = user("alice");
     writer.create_user(&u).await.unwrap();
@@ -156,12 +162,12 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
         .await
         .unwrap();
     writer.revoke_session(&u.id, &s.sid, None).await.unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::Session(s.sid.clone())));
+    assert_eq!(rx.recv().await, inv(Invalidation::Session(s.sid.clone())));
     let done = writer
         .update_user(&u, EndSessions::AllBut(None))
         .await
         .unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
+    assert_eq!(rx.recv().await, inv(Invalidation::User(u.id.clone())));
     writer
         .put_role(&redauth_core::Role {
             name: "r".into(),
@@ -169,7 +175,7 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
         })
         .await
         .unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    assert_eq!(rx.recv().await, inv(Invalidation::All));
     let mut changed = u.clone();
     changed.disabled = true;
     changed.security_version = done.security_version;
@@ -177,7 +183,7 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
         .update_user(&changed, EndSessions::None)
         .await
         .unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::User(u.id.clone())));
+    assert_eq!(rx.recv().await, inv(Invalidation::User(u.id.clone())));
 }
 
 #[tokio::test]

@@ -182,10 +182,20 @@ async fn redis_down_is_503_never_500_and_health_stays_up() {
         app.refresh_with_cookie(&rt).await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    // A cached session still verifies without Redis: the hot path needs no round trip.
+    // Not even a cached session verifies once the node knows its revocation feed is
+    // gone with Redis: nothing could tell it about a revocation (issue 10, item 9).
+    let mut feed = app.store.feed_state();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        feed.wait_for(|s| s.losses > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let r = app.get_bearer("/api/auth/verify", &token).await;
     assert_eq!(
-        app.get_bearer("/api/auth/verify", &token).await.status,
-        StatusCode::NO_CONTENT
+        (r.status, r.error_code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     );
 }
 

@@ -15,6 +15,7 @@ mod cli;
 mod cross_origin;
 mod embedded_mode;
 mod enumeration;
+mod feed_watch;
 mod http_hygiene;
 mod interop_sveltekit;
 mod jwt_attacks;
