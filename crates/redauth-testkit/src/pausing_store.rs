@@ -16,6 +16,8 @@ use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
 use tokio::sync::oneshot;
 
+const REPLY_OF_LOAD_PRINCIPAL: &str = "load_principal:reply";
+
 pub struct PausingStore {
     inner: Arc<dyn Store>,
     armed: Mutex<HashMap<&'static str, Armed>>,
@@ -63,6 +65,20 @@ impl PausingStore {
     /// Holds the next call of the store method named `op` (e.g. `"create_session"`)
     /// before it reaches the store. Later calls pass.
     pub fn pause_next(&self, op: &'static str) -> PauseHandle {
+        self.arm(op)
+    }
+
+    /// Lets the next call of `op` run against the store, then holds its reply: a slow
+    /// answer to a read that has already happened. Only `load_principal` supports it.
+    pub fn pause_next_reply(&self, op: &'static str) -> PauseHandle {
+        assert_eq!(
+            op, "load_principal",
+            "pause_next_reply supports load_principal"
+        );
+        self.arm(REPLY_OF_LOAD_PRINCIPAL)
+    }
+
+    fn arm(&self, op: &'static str) -> PauseHandle {
         let (reached_tx, reached_rx) = oneshot::channel();
         let (release_tx, release_rx) = oneshot::channel();
         self.armed.lock().unwrap_or_else(|e| e.into_inner()).insert(
@@ -153,7 +169,9 @@ impl Store for PausingStore {
         now: UnixTime,
     ) -> Result<Option<PrincipalRecord>, StoreError> {
         self.gate("load_principal").await;
-        self.inner.load_principal(user_id, session_id, now).await
+        let reply = self.inner.load_principal(user_id, session_id, now).await;
+        self.gate(REPLY_OF_LOAD_PRINCIPAL).await;
+        reply
     }
     async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError> {
         self.gate("rotate_refresh").await;

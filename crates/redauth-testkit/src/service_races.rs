@@ -34,6 +34,7 @@ macro_rules! service_race_tests {
             login_racing_a_delete_opens_no_session,
             login_racing_a_logout_everywhere_is_ordered_after_it,
             login_racing_a_role_change_still_succeeds_with_the_new_roles,
+            a_slow_load_does_not_cache_a_session_revoked_meanwhile,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -299,4 +300,37 @@ pub async fn login_racing_a_role_change_still_succeeds_with_the_new_roles(store:
     let tokens = result.unwrap();
     assert_eq!(tokens.principal.roles(), ["editor"]);
     assert_eq!(rig.session_count().await, 1);
+}
+
+/// Issue 10, item 6: a cache miss reads a live session, its reply is slow, and the
+/// session is revoked meanwhile. The request may be answered (it was read before the
+/// revocation), but the principal must not be cached: the next check refuses.
+pub async fn a_slow_load_does_not_cache_a_session_revoked_meanwhile(store: Arc<dyn Store>) {
+    use redauth_core::store::Invalidation;
+    let rig = Arc::new(rig(store, &[]).await);
+    let tokens = rig.login(OLD_PASSWORD).await.unwrap();
+    // A cold node: nothing cached for this session.
+    rig.service.cache().invalidate(&Invalidation::Session(
+        tokens.principal.session_id.to_string(),
+    ));
+    let mut paused = rig.store.pause_next_reply("load_principal");
+    let check = tokio::spawn({
+        let rig = rig.clone();
+        let token = tokens.access_token.clone();
+        async move { rig.service.authenticate(&token).await }
+    });
+    paused.reached().await;
+    rig.service
+        .logout(Some(&tokens.access_token), None)
+        .await
+        .unwrap();
+    paused.release();
+    assert!(check.await.unwrap().is_ok(), "read before the revocation");
+    assert!(
+        matches!(
+            rig.service.authenticate(&tokens.access_token).await,
+            Err(AuthError::InvalidToken)
+        ),
+        "the slow load must not have cached the revoked session"
+    );
 }

@@ -133,8 +133,8 @@ async fn a_redis_restart_distrusts_the_cache_while_down_and_the_first_write_afte
         s.subscribed && s.subscriptions >= 2
     })
     .await;
-    // The very first command is a write (never retried by the store): the feed has
-    // already woken the command connection, so it succeeds.
+    // The very first command is a write. The store would retry it once on a dropped
+    // connection, but it need not: the feed has already woken the command connection.
     app.store
         .create_user(&redauth_testkit::conformance::user("probe"))
         .await

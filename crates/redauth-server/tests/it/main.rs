@@ -22,3 +22,4 @@ mod jwt_attacks;
 mod logs;
 mod sessions;
 mod support;
+mod three_nodes;
