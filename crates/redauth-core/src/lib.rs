@@ -15,6 +15,7 @@ pub mod cookie_session;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod network;
 pub mod password;
 pub mod rate_limit;
 pub mod secret;

@@ -45,6 +45,20 @@ impl RateLimit {
         }
         (Decision::Allowed, new_tat)
     }
+
+    /// Gives one charged unit back: the arrival time to store, or `None` when the key
+    /// has drained.
+    pub fn refund(&self, tat: Option<i64>, now_ms: i64) -> Option<i64> {
+        let back = tat?.saturating_sub(self.interval_ms());
+        (back > now_ms).then_some(back)
+    }
+}
+
+/// One unit to charge (or refund) under `limit` to `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub key: String,
+    pub limit: RateLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +91,17 @@ pub trait RateLimiter: Send + Sync + 'static {
         cost: u32,
         now_ms: i64,
     ) -> Result<Decision, StoreError>;
+
+    /// Charges one unit to every key in `charges` if every one of them allows it, and
+    /// to none otherwise, atomically: however many callers race, no key is ever charged
+    /// past its limit. Limited carries the longest wait. Used to *reserve* an attempt
+    /// before the expensive work it pays for (a password check), so at most the budget
+    /// is ever evaluated.
+    async fn charge_all(&self, charges: &[Charge], now_ms: i64) -> Result<Decision, StoreError>;
+
+    /// Gives back one unit to every key in `charges` (an attempt that turned out to be
+    /// legitimate: a correct password does not use up the account's budget).
+    async fn refund(&self, charges: &[Charge], now_ms: i64) -> Result<(), StoreError>;
 }
 
 /// In-process limiter for a single node. Entries are dropped once drained, so memory
@@ -95,10 +120,7 @@ impl RateLimiter for MemoryRateLimiter {
         cost: u32,
         now_ms: i64,
     ) -> Result<Decision, StoreError> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))?;
+        let mut state = self.lock()?;
         if state.len() > 100_000 {
             state.retain(|_, tat| *tat > now_ms);
         }
@@ -109,6 +131,46 @@ impl RateLimiter for MemoryRateLimiter {
             state.remove(key);
         }
         Ok(decision)
+    }
+
+    async fn charge_all(&self, charges: &[Charge], now_ms: i64) -> Result<Decision, StoreError> {
+        let mut state = self.lock()?;
+        let mut next = Vec::with_capacity(charges.len());
+        let mut longest_wait = None;
+        for c in charges {
+            match c.limit.step(state.get(&c.key).copied(), now_ms, 1) {
+                (Decision::Allowed, tat) => next.push((c.key.clone(), tat)),
+                (Decision::Limited { retry_after_secs }, _) => {
+                    longest_wait = longest_wait.max(Some(retry_after_secs));
+                }
+            }
+        }
+        if let Some(retry_after_secs) = longest_wait {
+            return Ok(Decision::Limited { retry_after_secs });
+        }
+        for (key, tat) in next {
+            state.insert(key, tat);
+        }
+        Ok(Decision::Allowed)
+    }
+
+    async fn refund(&self, charges: &[Charge], now_ms: i64) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        for c in charges {
+            match c.limit.refund(state.get(&c.key).copied(), now_ms) {
+                Some(tat) => state.insert(c.key.clone(), tat),
+                None => state.remove(&c.key),
+            };
+        }
+        Ok(())
+    }
+}
+
+impl MemoryRateLimiter {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, i64>>, StoreError> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))
     }
 }
 

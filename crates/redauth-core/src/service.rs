@@ -13,7 +13,7 @@ use crate::model::{
     validate_username,
 };
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
-use crate::rate_limit::{Decision, RateLimit, RateLimiter};
+use crate::rate_limit::{Charge, Decision, RateLimit, RateLimiter};
 use crate::store::{
     EndSessions, Invalidation, RateCharge, RotateOutcome, RotateRequest, Store, UserUpdate,
 };
@@ -26,17 +26,31 @@ use crate::token::refresh::{RefreshToken, client_binding};
 /// milliseconds; eight in a row means something is writing it in a loop.
 const MAX_USER_WRITE_ATTEMPTS: usize = 8;
 
-/// Brute-force limits (see [`crate::rate_limit`]); `None` turns one off.
+/// Brute-force limits (see [`crate::rate_limit`] and docs/security.md); `None` turns
+/// one off. "Client" means a client network: an IPv4 address or an IPv6 prefix
+/// ([`crate::network::client_network`]).
 #[derive(Debug, Clone, Copy)]
 pub struct BruteForceLimits {
-    /// Every login attempt from one client IP.
+    /// Every password check (login, password change) from one client, charged before
+    /// the check is queued.
     pub login_per_ip: Option<RateLimit>,
-    /// Failed logins for one account, from anywhere. Checked before hashing, charged
-    /// only on failure, so a user who knows their password is only slowed while the
-    /// account's budget is exhausted, and it refills continuously.
+    /// Failed password checks for one account from one client. Reserved before
+    /// hashing and refunded when the password is right, so at most this many wrong
+    /// guesses are ever evaluated, however many run at once, and the owner never
+    /// spends it. Counted per client so that a guesser elsewhere cannot lock the owner
+    /// out of their own network.
     pub login_failures_per_account: Option<RateLimit>,
-    /// Every refresh attempt from one client IP.
+    /// Failed password checks for one account from all clients together: the cap on a
+    /// guesser who spreads over many networks. Higher than the per-client one, reserved
+    /// and refunded the same way.
+    pub login_failures_per_account_total: Option<RateLimit>,
+    /// Wrong current passwords in `POST /api/auth/password` under one login session;
+    /// past it the session ends (a stolen access token guessing the password).
+    pub password_failures_per_session: Option<RateLimit>,
+    /// Every refresh attempt from one client.
     pub refresh_per_ip: Option<RateLimit>,
+    /// How many leading bits of an IPv6 address identify one client.
+    pub ipv6_prefix_len: u8,
 }
 
 impl Default for BruteForceLimits {
@@ -50,10 +64,19 @@ impl Default for BruteForceLimits {
                 burst: 10,
                 interval_secs: 60,
             }),
+            login_failures_per_account_total: Some(RateLimit {
+                burst: 100,
+                interval_secs: 6,
+            }),
+            password_failures_per_session: Some(RateLimit {
+                burst: 5,
+                interval_secs: 3600,
+            }),
             refresh_per_ip: Some(RateLimit {
                 burst: 120,
                 interval_secs: 1,
             }),
+            ipv6_prefix_len: crate::network::DEFAULT_IPV6_PREFIX_LEN,
         }
     }
 }
@@ -195,12 +218,9 @@ impl AuthService {
         {
             return Err(AuthError::InvalidCredentials);
         }
-        if let Some(ip) = &client.ip {
-            self.limit(self.limits.login_per_ip, &format!("login-ip:{ip}"), 1)
-                .await?;
-        }
-        let account_key = format!("login-fail:{}", normalize_username(username));
-        self.limit(self.limits.login_failures_per_account, &account_key, 0)
+        let network = self.network(&client);
+        let reservation = self
+            .reserve_password_check(&normalize_username(username), network.as_deref())
             .await?;
         let user = match validate_username(username) {
             Ok(()) => {
@@ -215,13 +235,10 @@ impl AuthService {
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
         let Some(user) = user.filter(|u| !u.disabled && verified != Verified::No) else {
-            // Charged after the fact; the answer stays "invalid credentials" even if this
-            // attempt exhausted the budget, so the limit reveals nothing about the password.
-            let _ = self
-                .limit(self.limits.login_failures_per_account, &account_key, 1)
-                .await;
+            // The reserved failure stays charged.
             return Err(AuthError::InvalidCredentials);
         };
+        self.refund(&reservation).await;
         let user = match verified {
             Verified::YesRehashed(new_hash) => {
                 let checked = user.password_hash.clone();
@@ -238,6 +255,70 @@ impl AuthService {
             _ => user,
         };
         self.open_session(user, client).await
+    }
+
+    fn network(&self, client: &ClientInfo) -> Option<String> {
+        client
+            .ip
+            .as_deref()
+            .and_then(|ip| crate::network::client_network(ip, self.limits.ipv6_prefix_len))
+    }
+
+    /// Before a password check for account `name` from `network`: charges the
+    /// client's attempt budget, then reserves one failure of the account's per-client
+    /// and total budgets in one atomic call, so however many checks race, no more
+    /// wrong passwords are ever evaluated than the budgets allow. Returns the
+    /// reservation, to [`Self::refund`] when the password turns out right.
+    async fn reserve_password_check(
+        &self,
+        name: &str,
+        network: Option<&str>,
+    ) -> Result<Vec<Charge>, AuthError> {
+        if let Some(net) = network {
+            self.limit(self.limits.login_per_ip, &format!("login-ip:{net}"), 1)
+                .await?;
+        }
+        // `{name}`: one hash tag, so both keys of an account share a Cluster slot.
+        let per_client = self.limits.login_failures_per_account.map(|limit| Charge {
+            key: format!("login-fail:{{{name}}}:{}", network.unwrap_or("-")),
+            limit,
+        });
+        let total = self
+            .limits
+            .login_failures_per_account_total
+            .map(|limit| Charge {
+                key: format!("login-fail:{{{name}}}"),
+                limit,
+            });
+        let charges: Vec<Charge> = per_client.into_iter().chain(total).collect();
+        if charges.is_empty() {
+            return Ok(charges);
+        }
+        match self
+            .limiter
+            .charge_all(&charges, self.clock.now().saturating_mul(1000))
+            .await?
+        {
+            Decision::Allowed => Ok(charges),
+            Decision::Limited { retry_after_secs } => {
+                Err(AuthError::RateLimited { retry_after_secs })
+            }
+        }
+    }
+
+    /// Gives a reservation back (the password was right). A failure to do so costs
+    /// the owner one unit of budget, never an attacker anything: logged, not returned.
+    async fn refund(&self, reservation: &[Charge]) {
+        if reservation.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .limiter
+            .refund(reservation, self.clock.now().saturating_mul(1000))
+            .await
+        {
+            tracing::warn!(error = %e, "could not refund a password-check reservation");
+        }
     }
 
     /// Charges `cost` (0 = look only) to `key`; `RateLimited` when over the limit.
@@ -338,9 +419,10 @@ impl AuthService {
     ) -> Result<IssuedTokens, AuthError> {
         let token = RefreshToken::parse(presented)?;
         // Charged inside the rotation call, so a refresh stays one round trip.
-        let charge = match (&client.ip, self.limits.refresh_per_ip) {
-            (Some(ip), Some(limit)) => Some(RateCharge {
-                key: format!("refresh-ip:{ip}"),
+        let network = self.network(client);
+        let charge = match (&network, self.limits.refresh_per_ip) {
+            (Some(net), Some(limit)) => Some(RateCharge {
+                key: format!("refresh-ip:{net}"),
                 limit,
                 now_ms: self.clock.now().saturating_mul(1000),
             }),
@@ -354,7 +436,7 @@ impl AuthService {
             successor: successor.hash(&self.keys),
             client_binding: client_binding(
                 &self.keys,
-                client.ip.as_deref(),
+                network.as_deref(),
                 client.user_agent.as_deref(),
             ),
             now: self.clock.now(),
@@ -508,17 +590,26 @@ impl AuthService {
 
     /// Changes the caller's password after checking the current one, then ends every
     /// other session of the user.
+    ///
+    /// The current-password check is a password check like a login: it pays the same
+    /// budgets (a stolen access token must not become an unlimited guessing oracle),
+    /// and too many wrong current passwords in one session end that session.
     pub async fn change_password(
         &self,
         principal: &Principal,
         current: &str,
         new: &str,
+        client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self
             .store
             .get_user(&principal.user_id)
             .await?
             .ok_or(AuthError::InvalidToken)?;
+        let network = self.network(client);
+        let reservation = self
+            .reserve_password_check(&normalize_username(&user.username), network.as_deref())
+            .await?;
         if current.chars().count() > self.password_policy.max_chars
             || self
                 .passwords
@@ -526,8 +617,24 @@ impl AuthService {
                 .await?
                 == Verified::No
         {
+            let key = format!("password-fail:{}", principal.session_id);
+            let limit = self.limits.password_failures_per_session;
+            // The failure that spends the budget ends the session.
+            let spent = matches!(
+                self.limit(limit, &key, 1).await,
+                Err(AuthError::RateLimited { .. })
+            ) || matches!(
+                self.limit(limit, &key, 0).await,
+                Err(AuthError::RateLimited { .. })
+            );
+            if spent {
+                self.revoke(&user.id, &principal.session_id).await?;
+                tracing::warn!(user_id = %user.id, session_id = %principal.session_id,
+                    "too many wrong current passwords; session ended");
+            }
             return Err(AuthError::InvalidCredentials);
         }
+        self.refund(&reservation).await;
         self.set_password(
             &user.id,
             new,

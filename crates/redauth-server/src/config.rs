@@ -86,8 +86,15 @@ settings! {
     log_format: LogFormat = "REDAUTH_LOG_FORMAT",
     /// `<burst>/<seconds>` or `off`: login attempts per client IP.
     login_limit_per_ip: String = "REDAUTH_LOGIN_LIMIT_PER_IP",
-    /// `<burst>/<seconds>` or `off`: failed logins per account.
+    /// `<burst>/<seconds>` or `off`: failed password checks per account and client.
     login_failure_limit_per_account: String = "REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT",
+    /// `<burst>/<seconds>` or `off`: failed password checks per account, all clients.
+    login_failure_limit_per_account_total: String = "REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT_TOTAL",
+    /// `<burst>/<seconds>` or `off`: wrong current passwords per login session before
+    /// the session ends.
+    password_failure_limit_per_session: String = "REDAUTH_PASSWORD_FAILURE_LIMIT_PER_SESSION",
+    /// Leading bits of an IPv6 address that identify one client (limits, bindings).
+    ipv6_prefix_len: u8 = "REDAUTH_IPV6_PREFIX_LEN",
     /// `<burst>/<seconds>` or `off`: refreshes per client IP.
     refresh_limit_per_ip: String = "REDAUTH_REFRESH_LIMIT_PER_IP",
     /// Header set by a trusted reverse proxy with the client IP (`x-real-ip`, or
@@ -152,6 +159,7 @@ from_str_setting!(
     String,
     Secret,
     PathBuf,
+    u8,
     u16,
     u32,
     u64,
@@ -407,11 +415,30 @@ impl Config {
                 s.login_failure_limit_per_account,
                 defaults.login_failures_per_account,
             )?,
+            login_failures_per_account_total: rate_limit(
+                "REDAUTH_LOGIN_FAILURE_LIMIT_PER_ACCOUNT_TOTAL (login_failure_limit_per_account_total)",
+                s.login_failure_limit_per_account_total,
+                defaults.login_failures_per_account_total,
+            )?,
+            password_failures_per_session: rate_limit(
+                "REDAUTH_PASSWORD_FAILURE_LIMIT_PER_SESSION (password_failure_limit_per_session)",
+                s.password_failure_limit_per_session,
+                defaults.password_failures_per_session,
+            )?,
             refresh_per_ip: rate_limit(
                 "REDAUTH_REFRESH_LIMIT_PER_IP (refresh_limit_per_ip)",
                 s.refresh_limit_per_ip,
                 defaults.refresh_per_ip,
             )?,
+            ipv6_prefix_len: match s.ipv6_prefix_len {
+                None => defaults.ipv6_prefix_len,
+                Some(len @ 16..=128) => len,
+                Some(_) => {
+                    return Err(err(
+                        "REDAUTH_IPV6_PREFIX_LEN (ipv6_prefix_len) must be 16 to 128",
+                    ));
+                }
+            },
         };
         let client_ip_header = match s.client_ip_header {
             None => None,

@@ -92,7 +92,10 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
         limits: BruteForceLimits {
             login_per_ip: None,
             login_failures_per_account: None,
+            login_failures_per_account_total: None,
+            password_failures_per_session: None,
             refresh_per_ip: None,
+            ..BruteForceLimits::default()
         },
     });
     for r in ["admin", "editor", "viewer"] {
@@ -147,7 +150,7 @@ pub async fn password_change_racing_a_role_removal_keeps_the_removal(store: Arc<
         let rig = rig.clone();
         async move {
             rig.service
-                .change_password(&me, OLD_PASSWORD, NEW_PASSWORD)
+                .change_password(&me, OLD_PASSWORD, NEW_PASSWORD, &ClientInfo::default())
                 .await
         }
     });
@@ -176,7 +179,7 @@ pub async fn password_change_racing_a_disable_leaves_the_account_disabled(store:
         let rig = rig.clone();
         async move {
             rig.service
-                .change_password(&me, OLD_PASSWORD, NEW_PASSWORD)
+                .change_password(&me, OLD_PASSWORD, NEW_PASSWORD, &ClientInfo::default())
                 .await
         }
     });

@@ -242,3 +242,56 @@ async fn keys_follow_the_documented_layout_and_expiry() {
         .unwrap();
     assert!(fields.iter().all(|f| f != "token" && f != "refresh_token"));
 }
+
+/// Issue 11, item 1 (store part): a reservation over several keys is all-or-nothing and
+/// never overspends, however many callers race; a refund gives one unit back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_over_several_keys_never_overspend_and_refund() {
+    use redauth_core::rate_limit::{Charge, Decision, RateLimit, RateLimiter};
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "rl:")).unwrap();
+    let limiter = Arc::new(store.rate_limiter());
+    let per_client = RateLimit {
+        burst: 10,
+        interval_secs: 60,
+    };
+    let total = RateLimit {
+        burst: 15,
+        interval_secs: 60,
+    };
+    let charges = |client: &str| {
+        vec![
+            Charge {
+                key: format!("t:{{a}}:{client}"),
+                limit: per_client,
+            },
+            Charge {
+                key: "t:{a}".into(),
+                limit: total,
+            },
+        ]
+    };
+    let t = now() * 1000;
+    let racers = (0..40).map(|i| {
+        let limiter = limiter.clone();
+        let c = charges(if i % 2 == 0 { "x" } else { "y" });
+        async move { limiter.charge_all(&c, t).await.unwrap() }
+    });
+    let allowed = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|d| *d == Decision::Allowed)
+        .count();
+    assert_eq!(allowed, 15, "the total caps both clients together");
+    // Client z has its own budget left but the total is spent: nothing is charged.
+    assert!(matches!(
+        limiter.charge_all(&charges("z"), t).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+    limiter.refund(&charges("z"), t).await.unwrap();
+    assert_eq!(
+        limiter.charge_all(&charges("z"), t).await.unwrap(),
+        Decision::Allowed,
+        "the refund gave one unit of the total back"
+    );
+}

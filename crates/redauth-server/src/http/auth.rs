@@ -300,11 +300,17 @@ pub struct ChangePassword {
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
+    parts: Parts,
     ApiJson(req): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     state
         .service
-        .change_password(&p, &req.current_password, &req.new_password)
+        .change_password(
+            &p,
+            &req.current_password,
+            &req.new_password,
+            &client_info(&parts, &state.http),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

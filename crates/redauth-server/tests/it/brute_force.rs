@@ -39,7 +39,7 @@ async fn from(
     let mut req = req
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
-    let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+    let addr = SocketAddr::new(ip.parse().unwrap(), 40000);
     req.extensions_mut().insert(ConnectInfo(addr));
     node.call(req).await
 }
@@ -56,12 +56,23 @@ async fn login_from(node: &Node, ip: &str, username: &str, password: &str) -> Re
     .await
 }
 
+fn account_limits(per_client: &str, total: &str) -> Settings {
+    Settings {
+        login_failure_limit_per_account_total: Some(total.into()),
+        ..limits("off", per_client, "off")
+    }
+}
+
+/// Issue 11, item 4: failures are counted per account *and client*, with a higher cap
+/// for the account over all clients. A guesser on one network exhausts only its own
+/// budget: the owner on theirs still gets in, until guessers on many networks exhaust
+/// the total.
 #[tokio::test]
-async fn failed_logins_throttle_the_account_across_nodes_and_drain_with_time() {
-    let app = TestApp::start_with(limits("off", "3/60", "off")).await;
+async fn failed_logins_throttle_the_account_per_client_and_in_total_across_nodes() {
+    let app = TestApp::start_with(account_limits("3/60", "5/60")).await;
     let other = crate::support::Node::start(
         &app.redis.url(),
-        limits("off", "3/60", "off"),
+        account_limits("3/60", "5/60"),
         app.clock.clone(),
     )
     .await;
@@ -73,7 +84,32 @@ async fn failed_logins_throttle_the_account_across_nodes_and_drain_with_time() {
             StatusCode::OK
         );
     }
-    for ip in ["10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+    for _ in 0..3 {
+        assert_eq!(
+            login_from(&app, "10.0.0.2", "alice", "wrong password!")
+                .await
+                .error_code(),
+            "invalid_credentials"
+        );
+    }
+    // That client's budget is spent on every node, even with the password...
+    for node in [&*app, &other] {
+        let r = login_from(node, "10.0.0.2", "ALICE", PASSWORD).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        );
+        assert_eq!(r.header("retry-after"), Some("60"));
+    }
+    // ...but the owner, on their own network, is not locked out.
+    assert_eq!(
+        login_from(&other, "10.0.0.1", "alice", PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Guessers on more networks reach the account's total cap: then everyone waits.
+    for ip in ["10.0.0.3", "10.0.0.4"] {
         assert_eq!(
             login_from(&app, ip, "alice", "wrong password!")
                 .await
@@ -81,28 +117,145 @@ async fn failed_logins_throttle_the_account_across_nodes_and_drain_with_time() {
             "invalid_credentials"
         );
     }
-    // The budget is spent, on every node and from every address, even with the password.
-    for node in [&*app, &other] {
-        let r = login_from(node, "10.9.9.9", "ALICE", PASSWORD).await;
-        assert_eq!(
-            (r.status, r.error_code()),
-            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-        );
-        assert_eq!(r.header("retry-after"), Some("60"));
-    }
+    let r = login_from(&app, "10.0.0.1", "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // Another account is untouched.
     app.user("bob", &[]).await;
     assert_eq!(
         login_from(&app, "10.0.0.2", "bob", PASSWORD).await.status,
         StatusCode::OK
     );
-    // Never locked forever: one attempt comes back per minute.
+    // Never locked forever: one attempt comes back per interval.
     app.clock.advance(60);
     assert_eq!(
         login_from(&other, "10.0.0.1", "alice", PASSWORD)
             .await
             .status,
         StatusCode::OK
+    );
+}
+
+/// Issue 11, item 1: the failure budget is reserved before hashing, atomically. Many
+/// wrong passwords at once for one account from one client: no more than the budget
+/// are ever evaluated (each evaluated one answers 401, the rest 429 without hashing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_never_evaluate_more_than_the_budget() {
+    let app = TestApp::start_with(account_limits("10/60", "off")).await;
+    app.user("alice", &[]).await;
+    let guesses = (0..48).map(|i| {
+        let app = &app;
+        async move {
+            login_from(app, "10.0.0.7", "alice", &format!("wrong password {i}"))
+                .await
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let evaluated = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(evaluated + refused, 48, "{statuses:?}");
+    assert_eq!(
+        evaluated, 10,
+        "exactly the budget was evaluated: {statuses:?}"
+    );
+}
+
+/// Issue 11, item 3: one IPv6 client owns a whole /64 and can use a new address for
+/// every request; the per-client limit must hold across it (and only it).
+#[tokio::test]
+async fn an_ipv6_64_is_one_client() {
+    let app = TestApp::start_with(limits("5/60", "off", "off")).await;
+    app.user("alice", &[]).await;
+    for i in 1..=5 {
+        let ip = format!("2001:db8:1:2::{i:x}");
+        assert_eq!(
+            login_from(&app, &ip, "alice", PASSWORD).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = login_from(&app, "2001:db8:1:2:ffff::1", "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "same /64");
+    assert_eq!(
+        login_from(&app, "2001:db8:1:3::1", "alice", PASSWORD)
+            .await
+            .status,
+        StatusCode::OK,
+        "the next /64 is another client"
+    );
+}
+
+/// Issue 11, item 2: the current-password check of a password change pays the login
+/// budgets (a stolen access token is no unlimited guessing oracle), and too many wrong
+/// current passwords end the session.
+#[tokio::test]
+async fn password_change_guesses_are_limited_and_end_the_session() {
+    let app = TestApp::start_with(Settings {
+        password_failure_limit_per_session: Some("3/3600".into()),
+        ..account_limits("5/60", "off")
+    })
+    .await;
+    app.user("alice", &[]).await;
+    let (token, _) = app.login("alice").await;
+    let change = |current: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            from(
+                app,
+                "10.0.0.9",
+                Method::POST,
+                "/api/auth/password",
+                Some(json!({"current_password": current, "new_password": "a brand new password"})),
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            change("wrong guess 123").await.error_code(),
+            "invalid_credentials"
+        );
+    }
+    assert_eq!(
+        app.get_bearer("/api/auth/me", &token).await.status,
+        StatusCode::OK
+    );
+    // The third wrong guess in this session ends it.
+    assert_eq!(
+        change("wrong guess 123").await.error_code(),
+        "invalid_credentials"
+    );
+    assert_eq!(
+        app.get_bearer("/api/auth/me", &token).await.error_code(),
+        "invalid_token"
+    );
+    // A fresh session (a thief logging in again needs the password anyway) still pays
+    // the account budget shared with login: 3 failures spent, 2 left for this client.
+    let (token, _) = app.login("alice").await;
+    for expected in ["invalid_credentials", "invalid_credentials", "rate_limited"] {
+        let r = from(
+            &app,
+            "10.0.0.9",
+            Method::POST,
+            "/api/auth/password",
+            Some(json!({"current_password": "wrong guess 456", "new_password": "a brand new password"})),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+        assert_eq!(r.error_code(), expected);
+    }
+    let r = login_from(&app, "10.0.0.9", "alice", PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "login shares the budget"
     );
 }
 

@@ -26,6 +26,7 @@ async fn unknown_user_and_wrong_password_are_indistinguishable_in_status_body_an
         argon2_iterations: Some(1),
         login_limit_per_ip: Some("off".into()),
         login_failure_limit_per_account: Some("off".into()),
+        login_failure_limit_per_account_total: Some("off".into()),
         ..Settings::default()
     })
     .await;
