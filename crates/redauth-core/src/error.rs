@@ -67,6 +67,9 @@ pub enum AuthError {
     RateLimited { retry_after_secs: u64 },
     #[error("storage unavailable")]
     Unavailable,
+    /// Too much work is queued (password checks): answered at once, without doing it.
+    #[error("busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(&'static str),
 }

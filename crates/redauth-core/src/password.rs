@@ -4,6 +4,8 @@
 //! the async workers that verify access tokens.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -26,6 +28,29 @@ impl Default for Argon2Params {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
+        }
+    }
+}
+
+/// How long the queue of password checks waiting for a hashing slot may grow. A storm
+/// of logins (or one client with many connections) must not make everyone else wait
+/// for seconds or grow memory without bound: past `max_waiting` checks, or after
+/// waiting `max_wait` for a slot, a check is answered at once with 503 and
+/// `Retry-After`, without hashing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashQueue {
+    pub max_waiting: usize,
+    pub max_wait: Duration,
+}
+
+impl Default for HashQueue {
+    /// 64 waiting checks is about a second of work on one core at the default cost
+    /// (~15 ms a hash); two seconds is well inside any client's timeout, and a retry
+    /// after it finds the queue drained.
+    fn default() -> Self {
+        Self {
+            max_waiting: 64,
+            max_wait: Duration::from_secs(2),
         }
     }
 }
@@ -102,6 +127,9 @@ pub enum Verified {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    queue: HashQueue,
+    /// Checks waiting for a permit now.
+    waiting: Arc<AtomicUsize>,
     /// A hash of a random password with the live parameters. Unknown usernames are
     /// checked against it so they take as long as a wrong password.
     dummy_hash: Arc<String>,
@@ -116,8 +144,13 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// `max_concurrent` bounds how many hashes run at once (at least 1).
-    pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self, AuthError> {
+    /// `max_concurrent` bounds how many hashes run at once (at least 1), `queue` how
+    /// many may wait for one, and for how long.
+    pub fn new(
+        params: Argon2Params,
+        max_concurrent: usize,
+        queue: HashQueue,
+    ) -> Result<Self, AuthError> {
         let params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -130,6 +163,8 @@ impl PasswordHasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queue,
+            waiting: Arc::new(AtomicUsize::new(0)),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -156,18 +191,52 @@ impl PasswordHasher {
             .await?
     }
 
+    /// Checks waiting for a hashing slot right now (for metrics and tests).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     async fn run_limited<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AuthError::Internal("password hasher closed"))?;
+        let _permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(AuthError::Internal("password hasher closed"));
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_permit().await?,
+        };
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|_| AuthError::Internal("password hashing task failed"))
+    }
+
+    async fn wait_for_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        let busy = AuthError::Busy {
+            retry_after_secs: self.queue.max_wait.as_secs().max(1),
+        };
+        let place = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _leave = LeaveQueue(&self.waiting);
+        if place >= self.queue.max_waiting {
+            return Err(busy);
+        }
+        match tokio::time::timeout(self.queue.max_wait, self.permits.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(AuthError::Internal("password hasher closed")),
+            Err(_) => Err(busy),
+        }
+    }
+}
+
+/// Leaves the queue when the waiting check is done, however it ends (answered, timed
+/// out, or its request dropped).
+struct LeaveQueue<'a>(&'a AtomicUsize);
+
+impl Drop for LeaveQueue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -216,15 +285,87 @@ mod tests {
     use super::*;
 
     pub(crate) fn fast() -> PasswordHasher {
+        with_queue(2, HashQueue::default())
+    }
+
+    fn with_queue(concurrency: usize, queue: HashQueue) -> PasswordHasher {
         PasswordHasher::new(
             Argon2Params {
                 memory_kib: 64,
                 iterations: 1,
                 parallelism: 1,
             },
-            2,
+            concurrency,
+            queue,
         )
         .unwrap()
+    }
+
+    /// Issue 11, item 5: past `max_waiting` queued checks, the next one is answered at
+    /// once (503 with Retry-After upstream) without hashing; the queued ones run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_answers_busy_at_once() {
+        let hasher = with_queue(
+            1,
+            HashQueue {
+                max_waiting: 2,
+                max_wait: Duration::from_secs(60),
+            },
+        );
+        let slot = hasher.permits.clone().try_acquire_owned().unwrap();
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.verify("some password", None).await })
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while hasher.waiting() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("two checks queued");
+        let third = tokio::time::timeout(
+            Duration::from_secs(10),
+            hasher.verify("some password", None),
+        )
+        .await
+        .expect("answered at once, not queued");
+        assert!(matches!(
+            third,
+            Err(AuthError::Busy {
+                retry_after_secs: 60
+            })
+        ));
+        assert_eq!(hasher.waiting(), 2, "the refused check never queued");
+        drop(slot);
+        for q in queued {
+            assert_eq!(q.await.unwrap().unwrap(), Verified::No);
+        }
+        assert_eq!(hasher.waiting(), 0);
+    }
+
+    /// A check that waited `max_wait` for a slot gives up without hashing.
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_waits_past_the_deadline_is_busy() {
+        let hasher = with_queue(
+            1,
+            HashQueue {
+                max_waiting: 10,
+                max_wait: Duration::from_secs(2),
+            },
+        );
+        let _slot = hasher.permits.clone().try_acquire_owned().unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            hasher.hash("a password long enough").await,
+            Err(AuthError::Busy {
+                retry_after_secs: 2
+            })
+        ));
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(hasher.waiting(), 0);
     }
 
     #[tokio::test]

@@ -106,7 +106,7 @@ pub fn build_on(
             leeway_secs: 5,
         },
     );
-    let passwords = PasswordHasher::new(config.argon2, config.hash_concurrency)
+    let passwords = PasswordHasher::new(config.argon2, config.hash_concurrency, config.hash_queue)
         .map_err(|e| StartError::Secret(e.to_string()))?;
     let session_store = config
         .session_cookies

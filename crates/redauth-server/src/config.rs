@@ -83,6 +83,10 @@ settings! {
     argon2_iterations: u32 = "REDAUTH_ARGON2_ITERATIONS",
     argon2_parallelism: u32 = "REDAUTH_ARGON2_PARALLELISM",
     hash_concurrency: usize = "REDAUTH_HASH_CONCURRENCY",
+    /// Password checks that may wait for a hashing slot; more get 503 at once.
+    hash_queue_max: usize = "REDAUTH_HASH_QUEUE_MAX",
+    /// How long a password check may wait for a hashing slot before 503.
+    hash_queue_timeout_ms: u64 = "REDAUTH_HASH_QUEUE_TIMEOUT_MS",
     log_format: LogFormat = "REDAUTH_LOG_FORMAT",
     /// `<burst>/<seconds>` or `off`: login attempts per client IP.
     login_limit_per_ip: String = "REDAUTH_LOGIN_LIMIT_PER_IP",
@@ -254,6 +258,7 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     pub argon2: Argon2Params,
     pub hash_concurrency: usize,
+    pub hash_queue: redauth_core::password::HashQueue,
     pub log_format: LogFormat,
     pub limits: BruteForceLimits,
     pub client_ip_header: Option<axum::http::HeaderName>,
@@ -391,6 +396,19 @@ impl Config {
                 "REDAUTH_HASH_CONCURRENCY (hash_concurrency) must be at least 1",
             ));
         }
+        let queue_defaults = redauth_core::password::HashQueue::default();
+        let hash_queue = redauth_core::password::HashQueue {
+            max_waiting: s.hash_queue_max.unwrap_or(queue_defaults.max_waiting),
+            max_wait: match s.hash_queue_timeout_ms {
+                None => queue_defaults.max_wait,
+                Some(ms @ 1..=60_000) => std::time::Duration::from_millis(ms),
+                Some(_) => {
+                    return Err(err(
+                        "REDAUTH_HASH_QUEUE_TIMEOUT_MS (hash_queue_timeout_ms) must be 1 to 60000",
+                    ));
+                }
+            },
+        };
         let refresh_cookie_name = s
             .refresh_cookie_name
             .unwrap_or_else(|| "redauth_refresh".into());
@@ -506,6 +524,7 @@ impl Config {
             password_policy,
             argon2,
             hash_concurrency,
+            hash_queue,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
         })
     }

@@ -83,6 +83,7 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
                 parallelism: 1,
             },
             2,
+            Default::default(),
         )
         .unwrap(),
         password_policy: PasswordPolicy::default(),

@@ -54,7 +54,9 @@ impl From<AuthError> for ApiError {
             AuthError::NotFound => (S::NOT_FOUND, "not_found"),
             AuthError::UsernameTaken => (S::CONFLICT, "username_taken"),
             AuthError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
-            AuthError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            AuthError::Unavailable | AuthError::Busy { .. } => {
+                (S::SERVICE_UNAVAILABLE, "unavailable")
+            }
             AuthError::Internal(what) => {
                 tracing::error!(error = what, "internal error");
                 (S::INTERNAL_SERVER_ERROR, "internal")
@@ -65,7 +67,9 @@ impl From<AuthError> for ApiError {
             other => other.to_string(),
         };
         let retry_after = match e {
-            AuthError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            AuthError::RateLimited { retry_after_secs } | AuthError::Busy { retry_after_secs } => {
+                Some(retry_after_secs)
+            }
             _ => None,
         };
         Self {
