@@ -22,11 +22,33 @@ fn is_allowed(state: &AppState, origin: &str) -> bool {
     state.http.allowed_origins.iter().any(|o| o == origin)
 }
 
-/// `Origin` names this server when its host matches the request's `Host`.
-fn is_same_origin(headers: &HeaderMap, origin: &str) -> bool {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+/// `Origin` names this server when its scheme is the one this server is reached by
+/// and its host and port match the request's `Host`. The scheme matters: a page on
+/// `http://app` (no TLS, so anyone on the path may have written it) is not the same
+/// origin as `https://app`. The server's scheme is `https` when its cookies are
+/// `Secure` (it is served over TLS, perhaps through a proxy), else `http`.
+fn is_same_origin(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
+    let ours = if state.http.cookie_secure {
+        "https"
+    } else {
+        "http"
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    match origin.split_once("://") {
+        Some((scheme, authority)) if scheme.eq_ignore_ascii_case(ours) => {
+            without_default_port(ours, authority)
+                .eq_ignore_ascii_case(without_default_port(ours, host))
+        }
+        _ => false,
+    }
+}
+
+/// `host:443` is `host` for https (`:80` for http), as browsers write origins.
+fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let default = if scheme == "https" { ":443" } else { ":80" };
+    authority.strip_suffix(default).unwrap_or(authority)
 }
 
 fn csrf_verdict(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -35,7 +57,8 @@ fn csrf_verdict(state: &AppState, method: &Method, headers: &HeaderMap) -> Resul
         return Ok(());
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let trusted_origin = origin.is_some_and(|o| is_allowed(state, o) || is_same_origin(headers, o));
+    let trusted_origin =
+        origin.is_some_and(|o| is_allowed(state, o) || is_same_origin(state, headers, o));
     let ok = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some("same-origin" | "none") => origin.is_none() || trusted_origin,
         Some(_) => trusted_origin,

@@ -193,3 +193,54 @@ async fn every_response_carries_the_security_headers() {
         None
     );
 }
+
+/// Issue 11, item 12: the same host over plain http is another origin (a page there may
+/// have been written by anyone on the network path); same scheme, host and port pass.
+#[tokio::test]
+async fn same_origin_means_same_scheme_host_and_port() {
+    let app = TestApp::start().await; // Secure cookies: this server is https.
+    app.user("alice", &[]).await;
+    let (_, rt) = app.login("alice").await;
+    let cookie = format!("redauth_refresh={rt}");
+    let post = |origin: &'static str, host: &'static str| {
+        let cookie = cookie.clone();
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                "/api/auth/logout",
+                None,
+                &[
+                    ("cookie", cookie.as_str()),
+                    ("host", host),
+                    ("origin", origin),
+                    ("sec-fetch-site", "same-site"),
+                ],
+            )
+            .await
+        }
+    };
+    for (origin, host) in [
+        ("http://auth.example.com", "auth.example.com"),
+        ("https://auth.example.com:8443", "auth.example.com"),
+        ("https://auth.example.com", "auth.example.com:8443"),
+    ] {
+        let r = post(origin, host).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::FORBIDDEN, "csrf_rejected"),
+            "{origin} vs Host {host}"
+        );
+    }
+    for (origin, host) in [
+        ("https://auth.example.com", "auth.example.com"),
+        ("https://auth.example.com", "auth.example.com:443"),
+        ("https://auth.example.com:8443", "auth.example.com:8443"),
+    ] {
+        assert_eq!(
+            post(origin, host).await.status,
+            StatusCode::NO_CONTENT,
+            "{origin} vs Host {host}"
+        );
+    }
+}
