@@ -89,6 +89,21 @@ pub struct SessionAuth {
     service: Arc<AuthService>,
     manager: Arc<CookieSessionManager>,
     cache_secs: i64,
+    carry_anonymous_data: bool,
+}
+
+/// How [`SessionAuth`] treats cookie sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionAuthOptions {
+    /// How long a node serves a cookie session from memory without reading it again
+    /// (0: never cache). It matters for changes redauth does not make itself: the
+    /// SvelteKit app deleting a compat session in Redis.
+    pub cache_secs: i64,
+    /// Whether a login keeps the data of the anonymous session it replaces (a cart
+    /// filled before login). Off by default: anyone who can plant a cookie in the
+    /// victim's browser (a sibling subdomain, a shared machine) would otherwise plant
+    /// data in the victim's logged-in session.
+    pub carry_anonymous_data: bool,
 }
 
 impl std::fmt::Debug for SessionAuth {
@@ -101,18 +116,16 @@ impl std::fmt::Debug for SessionAuth {
 }
 
 impl SessionAuth {
-    /// `cache_secs` bounds how long a node serves a cookie session from memory without
-    /// reading it again (0: never cache). It matters for changes redauth does not make
-    /// itself: the SvelteKit app deleting a compat session in Redis.
     pub fn new(
         service: Arc<AuthService>,
         manager: Arc<CookieSessionManager>,
-        cache_secs: i64,
+        options: SessionAuthOptions,
     ) -> Arc<Self> {
         Arc::new(Self {
             service,
             manager,
-            cache_secs: cache_secs.max(0),
+            cache_secs: options.cache_secs.max(0),
+            carry_anonymous_data: options.carry_anonymous_data,
         })
     }
 
@@ -155,6 +168,7 @@ impl SessionAuth {
         let tokens = self.service.login(username, password, client).await?;
         if let Some(old) = self.presented_session(presented).await? {
             match SessionLink::from_data(&old.data) {
+                None if !self.carry_anonymous_data => {}
                 None => {
                     if let Value::Object(previous) = &old.data {
                         for (k, v) in previous {

@@ -124,6 +124,9 @@ settings! {
     session_renew_before_secs: i64 = "REDAUTH_SESSION_RENEW_BEFORE_SECS",
     /// How long a node serves a cookie session from memory before reading it again.
     session_cache_secs: i64 = "REDAUTH_SESSION_CACHE_SECS",
+    /// Carry the data of an anonymous cookie session into the session a login makes
+    /// (off by default: a planted anonymous session must not reach a victim's).
+    session_carry_anonymous_data: bool = "REDAUTH_SESSION_CARRY_ANONYMOUS_DATA",
     /// Native: optional (default: derived from the JWT secret). Compat: the library's
     /// `secret`, shared with the SvelteKit app.
     session_secret: Secret = "REDAUTH_SESSION_SECRET",
@@ -483,6 +486,7 @@ impl Config {
                 session_renew: s.session_renew,
                 session_renew_before_secs: s.session_renew_before_secs,
                 session_cache_secs: s.session_cache_secs,
+                session_carry_anonymous_data: s.session_carry_anonymous_data,
                 session_secret: s.session_secret,
                 session_compat_prefix: s.session_compat_prefix,
                 session_compat_user_prefix: s.session_compat_user_prefix,
@@ -795,6 +799,8 @@ pub struct SessionCookieConfig {
     pub renew: bool,
     pub renew_before_secs: i64,
     pub cache_secs: i64,
+    /// Whether a login carries over the data of the anonymous session it replaces.
+    pub carry_anonymous_data: bool,
     /// Native: `None` derives the keys from the JWT secret. Compat: always set.
     pub secret: Option<Secret>,
     pub layout: CookieSessionLayout,
@@ -814,6 +820,7 @@ struct SessionSettings {
     session_renew: Option<bool>,
     session_renew_before_secs: Option<i64>,
     session_cache_secs: Option<i64>,
+    session_carry_anonymous_data: Option<bool>,
     session_secret: Option<Secret>,
     session_compat_prefix: Option<String>,
     session_compat_user_prefix: Option<String>,
@@ -859,6 +866,10 @@ fn resolve_session_cookies(
                 s.session_renew_before_secs.is_some(),
             ),
             ("REDAUTH_SESSION_CACHE_SECS", s.session_cache_secs.is_some()),
+            (
+                "REDAUTH_SESSION_CARRY_ANONYMOUS_DATA",
+                s.session_carry_anonymous_data.is_some(),
+            ),
             ("REDAUTH_SESSION_SECRET", s.session_secret.is_some()),
             (
                 "REDAUTH_SESSION_COMPAT_PREFIX",
@@ -984,6 +995,7 @@ fn resolve_session_cookies(
         renew: s.session_renew.unwrap_or(!compat),
         renew_before_secs,
         cache_secs,
+        carry_anonymous_data: s.session_carry_anonymous_data.unwrap_or(false),
         secret,
         layout,
     }))

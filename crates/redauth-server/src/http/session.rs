@@ -16,7 +16,7 @@ use redauth_core::cookie_session::{
     CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
 };
 use redauth_core::service::ClientInfo;
-use redauth_core::session_auth::{LINK_KEY, SessionAuth, SessionCheck};
+use redauth_core::session_auth::{LINK_KEY, SessionAuth, SessionAuthOptions, SessionCheck};
 use redauth_core::session_store::CookieSessionStore;
 use redauth_core::{AuthService, Clock, Secret};
 use serde_json::{Value, json};
@@ -186,7 +186,14 @@ pub fn build(
     };
     let manager = CookieSessionManager::new(store, format, options, clock).map_err(bad)?;
     Ok(Arc::new(SessionHttp {
-        auth: SessionAuth::new(service.clone(), Arc::new(manager), config.cache_secs),
+        auth: SessionAuth::new(
+            service.clone(),
+            Arc::new(manager),
+            SessionAuthOptions {
+                cache_secs: config.cache_secs,
+                carry_anonymous_data: config.carry_anonymous_data,
+            },
+        ),
         issues_tokens: config.login_issues != LoginIssues::Session,
         issues_session: config.login_issues != LoginIssues::Tokens,
     }))

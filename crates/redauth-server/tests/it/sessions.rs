@@ -408,7 +408,14 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
     )
     .unwrap()
     .with_serializer(Arc::new(ReversedJson));
-    let auth = SessionAuth::new(app.service.clone(), Arc::new(manager), 0);
+    let auth = SessionAuth::new(
+        app.service.clone(),
+        Arc::new(manager),
+        redauth_core::session_auth::SessionAuthOptions {
+            cache_secs: 0,
+            carry_anonymous_data: false,
+        },
+    );
     let login = auth
         .login("alice", PASSWORD, Default::default(), None, None)
         .await
@@ -536,46 +543,59 @@ async fn a_privilege_change_moves_the_session_to_a_new_id() {
     );
 }
 
+/// Issue 11, item 9: a login ends the anonymous session the request carried and, by
+/// default, does not carry its data over (a cookie planted from a sibling subdomain
+/// must not put data into the victim's session); `REDAUTH_SESSION_CARRY_ANONYMOUS_DATA`
+/// opts in (a cart filled before login).
 #[tokio::test]
-async fn login_replaces_the_presented_session_and_keeps_anonymous_data() {
-    let app = TestApp::start_with(native()).await;
-    app.user("alice", &[]).await;
-    // An anonymous session the application made (a cart before login).
-    let sessions = app.node.sessions();
-    let anon = sessions
-        .manager()
-        .create(json!({"cart": [1, 2], "theme": "light"}), None)
-        .await
-        .unwrap();
-    let anon_cookie = anon
-        .set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned();
-    let anon_view = app.get_session(NATIVE_COOKIE, &anon_cookie).await;
-    assert_eq!(anon_view.body["user"], serde_json::Value::Null);
-    let r = app
-        .send(
-            Method::POST,
-            "/api/auth/login",
-            Some(json!({"username": "alice", "password": PASSWORD, "session_data": {"theme": "dark"}})),
-            &[("cookie", &format!("{NATIVE_COOKIE}={anon_cookie}"))],
-        )
+async fn login_replaces_the_presented_session_and_carries_anonymous_data_only_if_asked() {
+    for (carry, want) in [
+        (None, json!({"theme": "dark"})),
+        (Some(true), json!({"cart": [1, 2], "theme": "dark"})),
+    ] {
+        let app = TestApp::start_with(Settings {
+            session_carry_anonymous_data: carry,
+            ..native()
+        })
         .await;
-    let new = r.set_cookie(NATIVE_COOKIE).unwrap();
-    assert_ne!(new, anon_cookie, "never the id the client brought");
-    let s = app.get_session(NATIVE_COOKIE, &new).await;
-    assert_eq!(s.body["data"], json!({"cart": [1, 2], "theme": "dark"}));
-    assert_eq!(
-        app.get_session(NATIVE_COOKIE, &anon_cookie)
+        app.user("alice", &[]).await;
+        // An anonymous session (a cart before login, or one an attacker planted).
+        let sessions = app.node.sessions();
+        let anon = sessions
+            .manager()
+            .create(json!({"cart": [1, 2], "theme": "light"}), None)
             .await
-            .error_code(),
-        "invalid_session"
-    );
+            .unwrap();
+        let anon_cookie = anon
+            .set_cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        let anon_view = app.get_session(NATIVE_COOKIE, &anon_cookie).await;
+        assert_eq!(anon_view.body["user"], serde_json::Value::Null);
+        let r = app
+            .send(
+                Method::POST,
+                "/api/auth/login",
+                Some(json!({"username": "alice", "password": PASSWORD, "session_data": {"theme": "dark"}})),
+                &[("cookie", &format!("{NATIVE_COOKIE}={anon_cookie}"))],
+            )
+            .await;
+        let new = r.set_cookie(NATIVE_COOKIE).unwrap();
+        assert_ne!(new, anon_cookie, "never the id the client brought");
+        let s = app.get_session(NATIVE_COOKIE, &new).await;
+        assert_eq!(s.body["data"], want, "carry {carry:?}");
+        assert_eq!(
+            app.get_session(NATIVE_COOKIE, &anon_cookie)
+                .await
+                .error_code(),
+            "invalid_session"
+        );
+    }
 }
 
 #[tokio::test]
