@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use redauth_core::Secret;
 use redauth_core::cookie::{CookieAttributes, SameSite};
@@ -17,6 +18,8 @@ use redauth_core::session_store::CookieSessionLayout;
 use redauth_core::token::MIN_SECRET_BYTES;
 use serde::Deserialize;
 use thiserror::Error;
+
+use crate::listener::ConnectionLimits;
 
 /// A setting that is missing or wrong. The message is one line and names the setting
 /// the way the user wrote it (environment name, with the TOML key in parentheses).
@@ -88,6 +91,16 @@ settings! {
     /// How long a password check may wait for a hashing slot before 503.
     hash_queue_timeout_ms: u64 = "REDAUTH_HASH_QUEUE_TIMEOUT_MS",
     log_format: LogFormat = "REDAUTH_LOG_FORMAT",
+    /// Seconds a client has to send a whole request head (1 to 300).
+    header_read_timeout_secs: u64 = "REDAUTH_HEADER_READ_TIMEOUT_SECS",
+    /// Seconds a kept-alive connection may wait for its next request (1 to 3600).
+    idle_timeout_secs: u64 = "REDAUTH_IDLE_TIMEOUT_SECS",
+    /// Seconds a request may take before it is answered 503 `timeout` (1 to 600).
+    request_timeout_secs: u64 = "REDAUTH_REQUEST_TIMEOUT_SECS",
+    /// Open client connections at most; more are closed at once (1 to 1000000).
+    max_connections: usize = "REDAUTH_MAX_CONNECTIONS",
+    /// Seconds shutdown waits for requests in progress before closing (0 to 300).
+    shutdown_timeout_secs: u64 = "REDAUTH_SHUTDOWN_TIMEOUT_SECS",
     /// `<burst>/<seconds>` or `off`: login attempts per client IP.
     login_limit_per_ip: String = "REDAUTH_LOGIN_LIMIT_PER_IP",
     /// `<burst>/<seconds>` or `off`: failed password checks per account and client.
@@ -269,6 +282,7 @@ pub struct Config {
     pub hsts: bool,
     /// `None` when cookie sessions are off.
     pub session_cookies: Option<SessionCookieConfig>,
+    pub connections: ConnectionLimits,
 }
 
 fn err(msg: impl Into<String>) -> ConfigError {
@@ -286,6 +300,7 @@ impl Config {
     }
 
     pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let connections = resolve_connection_limits(&s)?;
         let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = listen_raw.parse().map_err(|_| {
             err(format!(
@@ -505,6 +520,7 @@ impl Config {
             idle
         };
         Ok(Config {
+            connections,
             session_cookies,
             allowed_origins,
             hsts: s.hsts.unwrap_or(cookie_secure),
@@ -531,6 +547,61 @@ impl Config {
             hash_queue,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
         })
+    }
+}
+
+/// The listener's timeouts and connection cap; defaults from [`ConnectionLimits`].
+fn resolve_connection_limits(s: &Settings) -> Result<ConnectionLimits, ConfigError> {
+    let defaults = ConnectionLimits::default();
+    let max_connections = s.max_connections.unwrap_or(defaults.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(err(
+            "REDAUTH_MAX_CONNECTIONS (max_connections) must be 1 to 1000000",
+        ));
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout: seconds_in(
+            "REDAUTH_HEADER_READ_TIMEOUT_SECS (header_read_timeout_secs)",
+            s.header_read_timeout_secs,
+            defaults.header_read_timeout,
+            1..=300,
+        )?,
+        idle_timeout: seconds_in(
+            "REDAUTH_IDLE_TIMEOUT_SECS (idle_timeout_secs)",
+            s.idle_timeout_secs,
+            defaults.idle_timeout,
+            1..=3600,
+        )?,
+        request_timeout: seconds_in(
+            "REDAUTH_REQUEST_TIMEOUT_SECS (request_timeout_secs)",
+            s.request_timeout_secs,
+            defaults.request_timeout,
+            1..=600,
+        )?,
+        max_connections,
+        shutdown_timeout: seconds_in(
+            "REDAUTH_SHUTDOWN_TIMEOUT_SECS (shutdown_timeout_secs)",
+            s.shutdown_timeout_secs,
+            defaults.shutdown_timeout,
+            0..=300,
+        )?,
+    })
+}
+
+fn seconds_in(
+    name: &str,
+    v: Option<u64>,
+    default: Duration,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(secs) if range.contains(&secs) => Ok(Duration::from_secs(secs)),
+        Some(_) => Err(err(format!(
+            "{name} must be {} to {} seconds",
+            range.start(),
+            range.end()
+        ))),
     }
 }
 
@@ -1297,6 +1368,70 @@ mod tests {
         }
         let from_file: Settings = toml::from_str("cache_max_age_secs = 15").unwrap();
         assert_eq!(Config::resolve(from_file).unwrap().cache_max_age_secs, 15);
+    }
+
+    #[test]
+    fn connection_limits_default_and_name_the_setting_when_out_of_range() {
+        assert_eq!(load(&[]).unwrap().connections, ConnectionLimits::default());
+        let c = load(&[
+            ("REDAUTH_HEADER_READ_TIMEOUT_SECS", "2"),
+            ("REDAUTH_IDLE_TIMEOUT_SECS", "3"),
+            ("REDAUTH_REQUEST_TIMEOUT_SECS", "4"),
+            ("REDAUTH_MAX_CONNECTIONS", "5"),
+            ("REDAUTH_SHUTDOWN_TIMEOUT_SECS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(3),
+                request_timeout: Duration::from_secs(4),
+                max_connections: 5,
+                shutdown_timeout: Duration::ZERO,
+            }
+        );
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "REDAUTH_HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "REDAUTH_HEADER_READ_TIMEOUT_SECS (header_read_timeout_secs) must be 1 to 300 seconds",
+            ),
+            (
+                "REDAUTH_IDLE_TIMEOUT_SECS",
+                "3601",
+                "REDAUTH_IDLE_TIMEOUT_SECS (idle_timeout_secs) must be 1 to 3600 seconds",
+            ),
+            (
+                "REDAUTH_REQUEST_TIMEOUT_SECS",
+                "0",
+                "REDAUTH_REQUEST_TIMEOUT_SECS (request_timeout_secs) must be 1 to 600 seconds",
+            ),
+            (
+                "REDAUTH_MAX_CONNECTIONS",
+                "0",
+                "REDAUTH_MAX_CONNECTIONS (max_connections) must be 1 to 1000000",
+            ),
+            (
+                "REDAUTH_SHUTDOWN_TIMEOUT_SECS",
+                "301",
+                "REDAUTH_SHUTDOWN_TIMEOUT_SECS (shutdown_timeout_secs) must be 0 to 300 seconds",
+            ),
+            (
+                "REDAUTH_SHUTDOWN_TIMEOUT_SECS",
+                "-1",
+                "REDAUTH_SHUTDOWN_TIMEOUT_SECS (shutdown_timeout_secs) has an invalid value",
+            ),
+        ];
+        for (var, value, message) in cases {
+            let e = load(&[(var, value)]).unwrap_err();
+            assert_eq!(e.0, *message, "{var}={value}");
+        }
+        let from_file: Settings =
+            toml::from_str("header_read_timeout_secs = 4\nmax_connections = 100\n").unwrap();
+        let c = Config::resolve(from_file).unwrap();
+        assert_eq!(c.connections.header_read_timeout, Duration::from_secs(4));
+        assert_eq!(c.connections.max_connections, 100);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod auth_flow;
 mod brute_force;
 mod cache_and_round_trips;
 mod cli;
+mod connections;
 mod cross_origin;
 mod embedded_mode;
 mod enumeration;
