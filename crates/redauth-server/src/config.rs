@@ -427,9 +427,24 @@ impl Config {
                 }
             },
         };
-        let refresh_cookie_name = s
-            .refresh_cookie_name
-            .unwrap_or_else(|| "redauth_refresh".into());
+        // `__Secure-`: browsers accept a cookie of that name only over HTTPS with
+        // `Secure`, so it cannot be planted from a plain-http page or (unlike a bare
+        // name) be shadowed by one set without `Secure` from a sibling subdomain.
+        let refresh_cookie_name = s.refresh_cookie_name.unwrap_or_else(|| {
+            if s.cookie_secure.unwrap_or(true) {
+                "__Secure-redauth_refresh".into()
+            } else {
+                "redauth_refresh".into()
+            }
+        });
+        if !s.cookie_secure.unwrap_or(true)
+            && (refresh_cookie_name.starts_with("__Secure-")
+                || refresh_cookie_name.starts_with("__Host-"))
+        {
+            return Err(err(
+                "REDAUTH_REFRESH_COOKIE_NAME (refresh_cookie_name): a __Secure- or __Host- name needs REDAUTH_COOKIE_SECURE=true (browsers drop it otherwise)",
+            ));
+        }
         if refresh_cookie_name.is_empty()
             || !refresh_cookie_name
                 .bytes()
@@ -1334,6 +1349,29 @@ mod tests {
     }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    /// Issue 11, item 8: with `Secure` cookies the refresh cookie is `__Secure-`
+    /// prefixed (it cannot be planted from plain http or shadowed from a sibling
+    /// subdomain without `Secure`); a prefixed name without `Secure` is refused.
+    #[test]
+    fn the_refresh_cookie_is_secure_prefixed_when_cookies_are_secure() {
+        assert_eq!(
+            load(&[]).unwrap().refresh_cookie_name,
+            "__Secure-redauth_refresh"
+        );
+        assert_eq!(
+            load(&[("REDAUTH_COOKIE_SECURE", "false")])
+                .unwrap()
+                .refresh_cookie_name,
+            "redauth_refresh"
+        );
+        let e = load(&[
+            ("REDAUTH_COOKIE_SECURE", "false"),
+            ("REDAUTH_REFRESH_COOKIE_NAME", "__Secure-mine"),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("REDAUTH_REFRESH_COOKIE_NAME"), "{}", e.0);
+    }
 
     #[test]
     fn defaults_without_redis_are_embedded_with_generated_secret() {

@@ -141,7 +141,7 @@ fn presented_refresh_token(
     let body = body?;
     if body.is_empty() {
         return Ok((
-            cookie(parts, &state.http.refresh_cookie_name).map(str::to_owned),
+            cookie(parts, &state.http.refresh_cookie_name)?.map(str::to_owned),
             Delivery::Cookie,
         ));
     }

@@ -142,13 +142,29 @@ pub fn client_info(parts: &Parts, http: &super::HttpConfig) -> ClientInfo {
 }
 
 /// The value of cookie `name` from the request's `Cookie` headers.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
+/// The value of cookie `name`. Two cookies of that name with different values are
+/// refused (400), not resolved by taking the first: a cookie planted from a sibling
+/// subdomain (or over plain http) is sent beside the real one, and taking either would
+/// let the planter choose the session the victim acts in.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut found: Option<&str> = None;
+    for value in parts
         .headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
+        .filter_map(|(k, v)| (k == name).then_some(v))
+    {
+        match found {
+            Some(first) if first != value => {
+                return Err(ApiError::invalid_request(format!(
+                    "the request carries two different {name} cookies"
+                )));
+            }
+            _ => found = Some(value),
+        }
+    }
+    Ok(found)
 }

@@ -40,7 +40,7 @@ pub struct SessionHttp {
 }
 
 impl SessionHttp {
-    fn presented<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
+    fn presented<'a>(&self, parts: &'a Parts) -> Result<Option<&'a str>, ApiError> {
         cookie(parts, self.auth.cookie_name())
     }
 }
@@ -67,7 +67,7 @@ pub async fn get_session(
             "cookie sessions are not enabled (REDAUTH_SESSION_COOKIE_MODE)",
         ));
     };
-    match sessions.auth.check(sessions.presented(&parts)).await {
+    match sessions.auth.check(sessions.presented(&parts)?).await {
         Ok(check) => {
             let mut res = Json(view(&check)).into_response();
             if let Some(set) = &check.set_cookie {
@@ -120,7 +120,7 @@ pub(super) async fn login(
             credentials.1,
             client,
             data,
-            sessions.presented(parts),
+            sessions.presented(parts)?,
         )
         .await?;
     let mut res = if sessions.issues_tokens {
@@ -144,7 +144,7 @@ pub(super) async fn logout(
     parts: &Parts,
     res: &mut Response,
 ) -> Result<(), ApiError> {
-    sessions.auth.logout(sessions.presented(parts)).await?;
+    sessions.auth.logout(sessions.presented(parts)?).await?;
     append_set_cookie(res, &sessions.auth.clear_cookie());
     Ok(())
 }

@@ -699,3 +699,40 @@ async fn passwords_count_characters_and_are_never_truncated() {
         .unwrap_err();
     assert!(matches!(err, redauth_core::AuthError::InvalidRequest(_)));
 }
+
+/// Issue 11, item 8: two refresh cookies with different values (one planted from a
+/// sibling subdomain beside the real one) are refused, not resolved by order; the same
+/// cookie sent twice is fine.
+#[tokio::test]
+async fn two_different_refresh_cookies_are_refused() {
+    let app = TestApp::start().await;
+    app.user("alice", &[]).await;
+    app.user("mallory", &[]).await;
+    let (_, victims) = app.login("alice").await;
+    let (_, planted) = app.login("mallory").await;
+    for cookie in [
+        format!("redauth_refresh={planted}; redauth_refresh={victims}"),
+        format!("redauth_refresh={victims}; other=1; redauth_refresh={planted}"),
+    ] {
+        for path in ["/api/auth/refresh", "/api/auth/logout"] {
+            let r = app
+                .send(Method::POST, path, None, &[("cookie", cookie.as_str())])
+                .await;
+            assert_eq!(
+                (r.status, r.error_code()),
+                (StatusCode::BAD_REQUEST, "invalid_request"),
+                "{path} {cookie}"
+            );
+        }
+    }
+    let twice = format!("redauth_refresh={victims}; redauth_refresh={victims}");
+    let r = app
+        .send(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            &[("cookie", twice.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}

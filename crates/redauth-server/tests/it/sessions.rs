@@ -1079,3 +1079,38 @@ async fn losing_a_right_is_written_into_compat_sessions_at_once() {
         json!(["reader:list", "writer:use"])
     );
 }
+
+/// Issue 11, item 8: two different session cookies of one name are refused.
+#[tokio::test]
+async fn two_different_session_cookies_are_refused() {
+    let app = TestApp::start_with(native()).await;
+    app.user("alice", &[]).await;
+    app.user("mallory", &[]).await;
+    let mine = app
+        .session_login("alice", None)
+        .await
+        .set_cookie(NATIVE_COOKIE)
+        .unwrap();
+    let planted = app
+        .session_login("mallory", None)
+        .await
+        .set_cookie(NATIVE_COOKIE)
+        .unwrap();
+    let both = format!("{NATIVE_COOKIE}={planted}; {NATIVE_COOKIE}={mine}");
+    let r = app
+        .send(
+            Method::GET,
+            "/api/auth/session",
+            None,
+            &[("cookie", both.as_str())],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    assert_eq!(
+        app.get_session(NATIVE_COOKIE, &mine).await.status,
+        StatusCode::OK
+    );
+}

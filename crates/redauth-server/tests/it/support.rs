@@ -83,6 +83,9 @@ pub fn test_config(redis_url: &str, extra: Settings) -> Config {
         argon2_iterations: Some(1),
         hash_concurrency: Some(4),
         key_prefix: Some("t:".into()),
+        // The in-process tests name the cookie they send; the default name (with its
+        // `__Secure-` prefix) has its own test.
+        refresh_cookie_name: Some("redauth_refresh".into()),
         ..Settings::default()
     };
     Config::resolve(base.overlay(extra)).unwrap()
