@@ -63,6 +63,9 @@ pub enum AuthError {
     NotFound,
     #[error("username is already taken")]
     UsernameTaken,
+    /// The change would leave no enabled user with the admin permission.
+    #[error("refused: this would leave no administrator")]
+    LastAdmin,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("storage unavailable")]

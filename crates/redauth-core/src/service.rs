@@ -9,8 +9,8 @@ use crate::clock::Clock;
 use crate::error::{AuthError, StoreError, ValidationError};
 use crate::ids::random_id;
 use crate::model::{
-    Principal, Role, Session, User, normalize_username, validate_email, validate_name,
-    validate_username,
+    ADMIN_PERMISSION, Principal, Role, Session, User, normalize_username, validate_email,
+    validate_name, validate_username,
 };
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
 use crate::rate_limit::{Charge, Decision, RateLimit, RateLimiter};
@@ -725,13 +725,65 @@ impl AuthService {
         } else {
             EndSessions::None
         };
+        let guarded = disabled
+            && self
+                .refuse_leaving_no_admin(|users, _| {
+                    users
+                        .iter_mut()
+                        .filter(|u| u.id == user_id)
+                        .for_each(|u| u.disabled = true);
+                })
+                .await?;
         let (user, _) = self
             .modify_user(user_id, end, |u| {
                 u.disabled = disabled;
                 Ok(())
             })
             .await?;
+        if self.no_admin_left(guarded).await? {
+            self.modify_user(user_id, EndSessions::None, |u| {
+                u.disabled = false;
+                Ok(())
+            })
+            .await?;
+            return Err(AuthError::LastAdmin);
+        }
         Ok(user)
+    }
+
+    /// Refuses a change (applied by `change` to copies of every user and role) that
+    /// would take the number of enabled users holding the admin permission from at
+    /// least one to none: nobody could administer redauth afterwards but with direct
+    /// access to the store. A deployment without any admin (before the first one is
+    /// made) is not held to it. Returns whether the guard applies (there was an
+    /// admin), for [`Self::no_admin_left`] after the write.
+    async fn refuse_leaving_no_admin(
+        &self,
+        change: impl FnOnce(&mut Vec<User>, &mut Vec<Role>),
+    ) -> Result<bool, AuthError> {
+        let mut users = self.store.list_users().await?;
+        let mut roles = self.store.list_roles().await?;
+        if count_admins(&users, &roles) == 0 {
+            return Ok(false);
+        }
+        change(&mut users, &mut roles);
+        if count_admins(&users, &roles) == 0 {
+            return Err(AuthError::LastAdmin);
+        }
+        Ok(true)
+    }
+
+    /// After a write that passed [`Self::refuse_leaving_no_admin`] found the guard applies: true if no admin
+    /// is left anyway (two admins removed each other at the same moment). The caller
+    /// then undoes its own write; if both race, both undo, which errs on the side of
+    /// keeping an administrator.
+    async fn no_admin_left(&self, guarded: bool) -> Result<bool, AuthError> {
+        if !guarded {
+            return Ok(false);
+        }
+        let users = self.store.list_users().await?;
+        let roles = self.store.list_roles().await?;
+        Ok(count_admins(&users, &roles) == 0)
     }
 
     pub async fn admin_set_password(&self, user_id: &str, new: &str) -> Result<(), AuthError> {
@@ -777,12 +829,30 @@ impl AuthService {
         if !crate::ids::is_valid_id(user_id) {
             return Err(AuthError::NotFound);
         }
+        let guarded = self
+            .refuse_leaving_no_admin(|users, _| {
+                users
+                    .iter_mut()
+                    .filter(|u| u.id == user_id)
+                    .for_each(|u| change(&mut u.roles));
+            })
+            .await?;
+        let mut previous = Vec::new();
         let (user, _) = self
             .modify_user(user_id, EndSessions::None, |u| {
+                previous.clone_from(&u.roles);
                 change(&mut u.roles);
                 Ok(())
             })
             .await?;
+        if self.no_admin_left(guarded).await? {
+            self.modify_user(user_id, EndSessions::None, |u| {
+                u.roles.clone_from(&previous);
+                Ok(())
+            })
+            .await?;
+            return Err(AuthError::LastAdmin);
+        }
         self.narrow_cookie_links(&user).await?;
         Ok(user)
     }
@@ -834,8 +904,21 @@ impl AuthService {
             .collect())
     }
 
+    /// Deleting an admin first disables them under the last-admin guard, so two admins
+    /// deleting each other at once cannot both succeed.
     pub async fn delete_user(&self, user_id: &str) -> Result<(), AuthError> {
-        if !crate::ids::is_valid_id(user_id) || !self.store.delete_user(user_id).await? {
+        if !crate::ids::is_valid_id(user_id) {
+            return Err(AuthError::NotFound);
+        }
+        let users = self.store.list_users().await?;
+        let roles = self.store.list_roles().await?;
+        if users
+            .iter()
+            .any(|u| u.id == user_id && !u.disabled && is_admin(u, &roles))
+        {
+            self.set_disabled(user_id, true).await?;
+        }
+        if !self.store.delete_user(user_id).await? {
             return Err(AuthError::NotFound);
         }
         self.cache
@@ -849,8 +932,27 @@ impl AuthService {
             permissions: dedup(role.permissions),
         };
         role.validate()?;
+        let previous = self
+            .store
+            .list_roles()
+            .await?
+            .into_iter()
+            .find(|r| r.name == role.name);
+        let guarded = self
+            .refuse_leaving_no_admin(|_, roles| {
+                roles.retain(|r| r.name != role.name);
+                roles.push(role.clone());
+            })
+            .await?;
         self.store.put_role(&role).await?;
         self.cache.invalidate(&Invalidation::All);
+        if self.no_admin_left(guarded).await? {
+            if let Some(previous) = previous {
+                self.store.put_role(&previous).await?;
+                self.cache.invalidate(&Invalidation::All);
+            }
+            return Err(AuthError::LastAdmin);
+        }
         for user in self.store.list_users().await? {
             if user.roles.contains(&role.name) {
                 self.narrow_cookie_links(&user).await?;
@@ -905,6 +1007,21 @@ fn narrowed_link_data(
     }
     fields.insert(LINK_KEY.into(), serde_json::to_value(narrowed).ok()?);
     serde_json::to_string(&fields).ok()
+}
+
+/// Does `user` hold the admin permission through one of `roles`?
+fn is_admin(user: &User, roles: &[Role]) -> bool {
+    roles.iter().any(|r| {
+        user.roles.contains(&r.name) && r.permissions.iter().any(|p| p == ADMIN_PERMISSION)
+    })
+}
+
+/// Enabled users holding the admin permission.
+fn count_admins(users: &[User], roles: &[Role]) -> usize {
+    users
+        .iter()
+        .filter(|u| !u.disabled && is_admin(u, roles))
+        .count()
 }
 
 /// A password checked against `checked` still opens this account only if the account

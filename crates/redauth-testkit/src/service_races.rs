@@ -35,6 +35,8 @@ macro_rules! service_race_tests {
             login_racing_a_logout_everywhere_is_ordered_after_it,
             login_racing_a_role_change_still_succeeds_with_the_new_roles,
             a_slow_load_does_not_cache_a_session_revoked_meanwhile,
+            the_last_admin_cannot_be_removed,
+            two_admins_removing_each_other_at_once_leave_one,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -100,10 +102,15 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
         },
     });
     for r in ["admin", "editor", "viewer"] {
+        let permission = if r == "admin" {
+            redauth_core::model::ADMIN_PERMISSION.to_owned()
+        } else {
+            format!("{r}:use")
+        };
         service
             .put_role(Role {
                 name: r.into(),
-                permissions: vec![format!("{r}:use")],
+                permissions: vec![permission],
             })
             .await
             .unwrap();
@@ -144,7 +151,7 @@ impl Rig {
 }
 
 pub async fn password_change_racing_a_role_removal_keeps_the_removal(store: Arc<dyn Store>) {
-    let rig = Arc::new(rig(store, &["admin"]).await);
+    let rig = Arc::new(rig(store, &["editor"]).await);
     let me = rig.login(OLD_PASSWORD).await.unwrap().principal;
     let mut paused = rig.store.pause_next("update_user");
     let change = tokio::spawn({
@@ -197,22 +204,22 @@ pub async fn password_change_racing_a_disable_leaves_the_account_disabled(store:
 }
 
 pub async fn role_grant_racing_a_role_revoke_keeps_both(store: Arc<dyn Store>) {
-    let rig = Arc::new(rig(store, &["admin", "viewer"]).await);
+    let rig = Arc::new(rig(store, &["editor", "viewer"]).await);
     let mut paused = rig.store.pause_next("update_user");
     let grant = tokio::spawn({
         let rig = rig.clone();
-        async move { rig.service.grant_role(&rig.user.id, "editor").await }
+        async move { rig.service.grant_role(&rig.user.id, "admin").await }
     });
     paused.reached().await;
     rig.service
-        .revoke_role(&rig.user.id, "admin")
+        .revoke_role(&rig.user.id, "editor")
         .await
         .unwrap();
     paused.release();
     grant.await.unwrap().unwrap();
     let mut roles = rig.service.get_user(&rig.user.id).await.unwrap().roles;
     roles.sort();
-    assert_eq!(roles, ["editor", "viewer"]);
+    assert_eq!(roles, ["admin", "viewer"]);
 }
 
 /// Holds a login at its session creation (its password already checked), runs
@@ -337,4 +344,76 @@ pub async fn a_slow_load_does_not_cache_a_session_revoked_meanwhile(store: Arc<d
         ),
         "the slow load must not have cached the revoked session"
     );
+}
+
+async fn second_user(rig: &Rig, name: &str, roles: &[&str]) -> User {
+    rig.service
+        .create_user(NewUser {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password: OLD_PASSWORD.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Issue 11, item 11: nobody could administer redauth again without direct access to
+/// the store, so removing the last enabled admin is refused, whichever way.
+pub async fn the_last_admin_cannot_be_removed(store: Arc<dyn Store>) {
+    let rig = rig(store, &["admin"]).await;
+    let admin = rig.user.id.clone();
+    let last = |r: Result<User, AuthError>| matches!(r, Err(AuthError::LastAdmin));
+    assert!(last(rig.service.set_user_roles(&admin, vec![]).await));
+    assert!(last(rig.service.revoke_role(&admin, "admin").await));
+    assert!(last(rig.service.set_disabled(&admin, true).await));
+    assert!(matches!(
+        rig.service.delete_user(&admin).await,
+        Err(AuthError::LastAdmin)
+    ));
+    assert!(matches!(
+        rig.service
+            .put_role(Role {
+                name: "admin".into(),
+                permissions: vec!["nothing:much".into()],
+            })
+            .await,
+        Err(AuthError::LastAdmin)
+    ));
+    let stored = rig.service.get_user(&admin).await.unwrap();
+    assert!(!stored.disabled && stored.roles == ["admin"], "{stored:?}");
+    // With a second admin, either may go; then the other is the last.
+    let second = second_user(&rig, "bob", &["admin"]).await;
+    rig.service.set_user_roles(&admin, vec![]).await.unwrap();
+    assert!(last(rig.service.set_disabled(&second.id, true).await));
+    rig.service.grant_role(&admin, "admin").await.unwrap();
+    rig.service.delete_user(&second.id).await.unwrap();
+}
+
+/// Two admins demote each other at the same moment: each check passes (two admins),
+/// but at most one demotion may stand.
+pub async fn two_admins_removing_each_other_at_once_leave_one(store: Arc<dyn Store>) {
+    let rig = Arc::new(rig(store, &["admin"]).await);
+    let bob = second_user(&rig, "bob", &["admin"]).await;
+    let mut paused = rig.store.pause_next("update_user");
+    let first = tokio::spawn({
+        let rig = rig.clone();
+        let bob = bob.id.clone();
+        async move { rig.service.set_user_roles(&bob, vec![]).await }
+    });
+    paused.reached().await;
+    rig.service
+        .set_user_roles(&rig.user.id, vec![])
+        .await
+        .unwrap();
+    paused.release();
+    assert!(matches!(first.await.unwrap(), Err(AuthError::LastAdmin)));
+    let admins = [&rig.user.id, &bob.id];
+    let mut left = 0;
+    for id in admins {
+        if rig.service.get_user(id).await.unwrap().roles == ["admin"] {
+            left += 1;
+        }
+    }
+    assert_eq!(left, 1);
 }

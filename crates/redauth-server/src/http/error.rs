@@ -53,6 +53,7 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden => (S::FORBIDDEN, "forbidden"),
             AuthError::NotFound => (S::NOT_FOUND, "not_found"),
             AuthError::UsernameTaken => (S::CONFLICT, "username_taken"),
+            AuthError::LastAdmin => (S::CONFLICT, "last_admin"),
             AuthError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             AuthError::Unavailable | AuthError::Busy { .. } => {
                 (S::SERVICE_UNAVAILABLE, "unavailable")

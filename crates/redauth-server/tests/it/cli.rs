@@ -68,6 +68,13 @@ async fn admin_commands_manage_users_roles_and_sessions() {
             .unwrap()
             .ends_with("admin,support\n")
     );
+    // alice is the only admin: removing that is refused (issue 11, item 11).
+    let refused = admin(&app, &["user", "revoke", "alice", "admin"], "")
+        .await
+        .unwrap_err();
+    assert!(refused.contains("no administrator"), "{refused}");
+    // With another admin, alice's admin role can go.
+    app.user("root", &["admin"]).await;
     assert!(
         admin(&app, &["user", "revoke", "alice", "admin"], "")
             .await
