@@ -787,7 +787,8 @@ fn p6_rows(p6: &P6) -> [Row; 2] {
             per_sec: None,
             latency: quantiles(&p6.blackholed),
             measured: format!(
-                "p50 {}, max {}",
+                "min {}, p50 {}, max {} (revocations spread over the heartbeat cycle)",
+                millis(at(&p6.blackholed, 0.0)),
                 millis(at(&p6.blackholed, 0.5)),
                 millis(blackholed_max)
             ),

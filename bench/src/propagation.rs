@@ -20,7 +20,8 @@
 //! - Black-holed: B never hears of it, and refuses the token only once its heartbeat
 //!   (a PING through the subscription every 1 s, 2 s deadline) declares the feed lost
 //!   and it stops trusting its cache: 2 to 3 s, depending on where in the heartbeat
-//!   cycle the revocation lands, which is the point. Then the black hole is lifted and
+//!   cycle the revocation lands, which is the point (the samples are spread over the
+//!   cycle on purpose, see [`blackholed`]). Then the black hole is lifted and
 //!   B's `/readyz` polled until it reports `"revocation_feed":"subscribed"` before the
 //!   next sample, instead of sleeping for a resubscription that may or may not be done.
 
@@ -46,8 +47,12 @@ const GIVE_UP: Duration = Duration::from_secs(10);
 /// How long a node may take to (re)subscribe its feed before the run fails.
 const SUBSCRIBE_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The documented bound on a black-holed feed: heartbeat interval 1 s + deadline 2 s.
-pub const LOST_FEED_BOUND: Duration = Duration::from_secs(3);
+/// The server's default heartbeat (`redauth_redis::feed::Heartbeat`): a PING through
+/// the subscription every interval, lost if unanswered within the deadline.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(2);
+/// The documented bound on a black-holed feed: interval + deadline.
+pub const LOST_FEED_BOUND: Duration = HEARTBEAT_INTERVAL.saturating_add(HEARTBEAT_DEADLINE);
 
 pub struct P6 {
     /// B's and C's times, healthy feeds, nanoseconds: two samples per revocation.
@@ -131,6 +136,16 @@ impl Node {
         Err(format!("{} never served a session from its cache", self.name).into())
     }
 
+    /// Silences (or restores) what Redis sends to this node's subscription.
+    fn blackhole(&self, on: bool) -> Result<()> {
+        let proxy = self
+            .proxy
+            .as_ref()
+            .ok_or("only proxied nodes can be black-holed")?;
+        proxy.blackhole_subscribers(on);
+        Ok(())
+    }
+
     /// Polls until `access` is refused; the time from `start` to the 401, or `None`
     /// if it is still accepted after [`GIVE_UP`].
     async fn until_refused(&mut self, access: &str, start: Instant) -> Result<Option<Duration>> {
@@ -165,18 +180,20 @@ impl Node {
             })
     }
 
-    /// Polls `/readyz` every 10 ms until the feed is subscribed (the cache trusted).
-    async fn until_subscribed(&mut self) -> Result<()> {
+    /// Polls `/readyz` every 2 ms until the feed is subscribed (the cache trusted);
+    /// returns when it first said so, which is within a poll of when the feed's
+    /// heartbeat cycle started.
+    async fn until_subscribed(&mut self) -> Result<Instant> {
         let start = Instant::now();
         loop {
             if self.feed().await? == "subscribed" {
-                return Ok(());
+                return Ok(Instant::now());
             }
             if start.elapsed() > SUBSCRIBE_DEADLINE {
                 return Err(format!("{}'s feed did not subscribe within 30 s", self.name).into());
             }
             // Polling another process's readiness endpoint.
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 }
@@ -293,6 +310,15 @@ async fn sample(
 
 /// The black-holed samples: B's feed silenced for each, lifted after, and B
 /// resubscribed (per its `/readyz`) before the next.
+///
+/// Where in B's heartbeat cycle a revocation lands decides its time: just after a
+/// ping was answered, the next ping goes out a whole interval later and times out a
+/// deadline after that (the 3 s worst case); just before a ping, only the deadline
+/// (2 s). A resubscription starts a new cycle, so revoking at once after it would
+/// measure the worst case every time. Instead sample `i` (from the second on; the
+/// first lands wherever B's cycle happens to be) waits `(i - 1) / (n - 1)` of the
+/// heartbeat interval after B's resubscription: a chosen phase, spread evenly from the
+/// worst case onwards. That wait places the sample; it synchronises nothing.
 async fn blackholed(
     out: &mut P6,
     a: &mut Connection,
@@ -300,19 +326,22 @@ async fn blackholed(
     c: &mut Node,
     sessions: &[Tokens],
 ) -> Result<()> {
-    for (access, _) in sessions {
-        b.until_subscribed().await?;
+    let later = u32::try_from(sessions.len().saturating_sub(1).max(1))?;
+    for (i, (access, _)) in (0u32..).zip(sessions) {
+        // Right after the previous sample lifted the black hole: B's resubscription.
+        let subscribed = b.until_subscribed().await?;
+        if i > 0 {
+            let phase = HEARTBEAT_INTERVAL * (i - 1) / later;
+            tokio::time::sleep_until((subscribed + phase).into()).await;
+        }
         b.warm(access).await?;
         c.warm(access).await?;
-        let proxy = b.proxy.as_ref().ok_or("B has no proxy")?;
-        proxy.blackhole_subscribers(true);
+        b.blackhole(true)?;
         let result = sample(out, a, [&mut *b, &mut *c], access).await;
         // B refused the token (or gave up): its feed must be lost now, and say so,
         // while the black hole is still on.
         let feed = b.feed().await;
-        if let Some(proxy) = b.proxy.as_ref() {
-            proxy.blackhole_subscribers(false);
-        }
+        b.blackhole(false)?;
         let Some([tb, tc]) = result? else {
             return Ok(());
         };
