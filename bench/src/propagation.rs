@@ -238,12 +238,11 @@ pub async fn p6(input: P6Input<'_>) -> Result<P6> {
     // hash's own parameters.
     env.push(("REDAUTH_ARGON2_MEMORY_KIB".into(), "8".into()));
     env.push(("REDAUTH_ARGON2_ITERATIONS".into(), "1".into()));
-    let (a, b, c) = tokio::try_join!(
+    let (mut a, mut b, mut c) = tokio::try_join!(
         Node::start("A", input.redis, &env, false),
         Node::start("B", input.redis, &env, true),
         Node::start("C", input.redis, &env, true),
     )?;
-    let (mut a, mut b, mut c) = (a, b, c);
     eprintln!(
         "bench: P6 nodes A {} (direct), B {} and C {} (proxied)",
         a.server.addr, b.server.addr, c.server.addr
