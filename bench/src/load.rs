@@ -57,7 +57,7 @@ pub struct Outcome {
 }
 
 /// Latencies from 1 µs to 100 s at 3 significant digits.
-fn histogram() -> Result<Histogram<u64>> {
+pub fn histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1_000, 100_000_000_000, 3)
         .map_err(|e| BenchError::from(format!("histogram: {e}")))
 }

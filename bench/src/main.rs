@@ -11,7 +11,8 @@
 //! machine mean little. It writes the table (Markdown) and a PNG chart to `docs/perf/`
 //! and refreshes the marked results section of `docs/performance.md`.
 //!
-//! `--smoke` runs every workload for about a second with small P5 sizes, writes its
+//! `--smoke` runs every workload for about a second with small P5 sizes (and P6 with
+//! 20 healthy and 2 black-holed revocations instead of 200 and 20), writes its
 //! output under the target directory and never touches the docs: CI runs it so the
 //! harness keeps working. It fails only on errors (a server that does not start, an
 //! unexpected status), never on a missed target.
@@ -20,6 +21,7 @@ mod chart;
 mod client;
 mod load;
 mod procs;
+mod propagation;
 mod report;
 mod workloads;
 
@@ -32,6 +34,7 @@ use redauth_testkit::RedisServer;
 
 use crate::chart::{BASELINE, Bar, Group, Panel, REDAUTH};
 use crate::load::Window;
+use crate::propagation::P6;
 use crate::report::{Row, Verdict, millis, rate};
 use crate::workloads::{P1, P3, P4, P4Input};
 
@@ -134,6 +137,7 @@ struct Results {
     p4: Option<P4>,
     /// (1M sessions at capacity 1M; at capacity 100k after 1M and after 10M), with sizes.
     p5: Option<P5>,
+    p6: Option<P6>,
 }
 
 struct P5 {
@@ -246,6 +250,20 @@ async fn run(args: &Args) -> Result<()> {
     }
     let server_rss = procs::rss_kib(server.pid());
     drop(server);
+    if args.runs("p6") {
+        eprintln!("bench: P6 revocation propagation between three nodes");
+        let (healthy, blackholed) = if args.smoke { (20, 2) } else { (200, 20) };
+        results.p6 = Some(
+            propagation::p6(propagation::P6Input {
+                redis: &redis,
+                env: &env,
+                login: (SESSION_USER, PASSWORD),
+                healthy,
+                blackholed,
+            })
+            .await?,
+        );
+    }
     if args.runs("p5") {
         eprintln!("bench: P5 cache memory");
         let (n, capacity, long) = if args.smoke {
@@ -362,6 +380,11 @@ fn check_refusals(r: &Results) -> Result<()> {
         if o.refused > 0 {
             return Err(format!("{name}: {} responses had an unexpected status", o.refused).into());
         }
+    }
+    if let Some(p6) = &r.p6
+        && p6.never_refused > 0
+    {
+        return Err("P6: a node still accepted a revoked token 10 s after the revocation".into());
     }
     Ok(())
 }
@@ -713,7 +736,109 @@ fn rows(r: &Results, args: &Args) -> Vec<Row> {
             });
         }
     }
+    if let Some(p6) = &r.p6 {
+        rows.extend(p6_rows(p6));
+    }
     rows
+}
+
+fn p6_rows(p6: &P6) -> [Row; 2] {
+    use propagation::{LOST_FEED_BOUND, POLL_INTERVAL, at};
+    let quantiles = |h| Some([at(h, 0.5), at(h, 0.99), at(h, 0.999)]);
+    let healthy_p99 = at(&p6.healthy, 0.99);
+    // One poll: the interval between polls plus the poll's own round trip, generously.
+    let one_poll = POLL_INTERVAL * 2;
+    let blackholed_max = at(&p6.blackholed, 1.0);
+    [
+        Row {
+            id: "P6",
+            workload: format!(
+                "revocation on A (logout) refused by B and C, healthy feeds \
+                 ({} revocations, {} samples)",
+                p6.healthy_revocations,
+                p6.healthy.len()
+            ),
+            per_sec: None,
+            latency: quantiles(&p6.healthy),
+            measured: format!(
+                "p50 {}, p99 {}, max {}",
+                millis(at(&p6.healthy, 0.5)),
+                millis(healthy_p99),
+                millis(at(&p6.healthy, 1.0))
+            ),
+            baseline: "A's logout round trip (in every sample)".into(),
+            baseline_value: format!(
+                "p50 {}, p99 {}",
+                millis(at(&p6.revoke, 0.5)),
+                millis(at(&p6.revoke, 0.99))
+            ),
+            ratio: None,
+            target: "p99 ≤ 50 ms".into(),
+            verdict: Verdict::from_bool(
+                p6.healthy_revocations > 0 && healthy_p99 <= Duration::from_millis(50),
+            ),
+        },
+        Row {
+            id: "P6",
+            workload: format!(
+                "revocation on A refused by B, B's feed black-holed ({} revocations)",
+                p6.blackholed_revocations
+            ),
+            per_sec: None,
+            latency: quantiles(&p6.blackholed),
+            measured: format!(
+                "min {}, p50 {}, max {} (revocations spread over the heartbeat cycle)",
+                millis(at(&p6.blackholed, 0.0)),
+                millis(at(&p6.blackholed, 0.5)),
+                millis(blackholed_max)
+            ),
+            baseline: "C (feed untouched), same revocations".into(),
+            baseline_value: format!(
+                "p50 {}, max {}",
+                millis(at(&p6.direct_meanwhile, 0.5)),
+                millis(at(&p6.direct_meanwhile, 1.0))
+            ),
+            ratio: None,
+            target: format!("max ≤ 3 s + one poll ({} ms)", one_poll.as_millis()),
+            verdict: Verdict::from_bool(
+                p6.blackholed_revocations > 0 && blackholed_max <= LOST_FEED_BOUND + one_poll,
+            ),
+        },
+    ]
+}
+
+fn p6_panel(p6: &P6) -> Panel {
+    use propagation::{LOST_FEED_BOUND, at};
+    let bar = |d: Duration, color| Bar {
+        value: Some(d.as_secs_f64()),
+        label: millis(d),
+        color,
+    };
+    let h = &p6.healthy;
+    let (b, c) = (&p6.blackholed, &p6.direct_meanwhile);
+    Panel {
+        title: "P6 revocation propagation to other nodes".into(),
+        groups: vec![
+            Group {
+                name: "healthy feeds (B and C)\np50, p99, max".into(),
+                bars: vec![
+                    bar(at(h, 0.5), REDAUTH),
+                    bar(at(h, 0.99), REDAUTH),
+                    bar(at(h, 1.0), REDAUTH),
+                ],
+                target: Some(0.050),
+            },
+            Group {
+                name: "B black-holed: p50, max\nvs C meanwhile: max".into(),
+                bars: vec![
+                    bar(at(b, 0.5), REDAUTH),
+                    bar(at(b, 1.0), REDAUTH),
+                    bar(at(c, 1.0), BASELINE),
+                ],
+                target: Some(LOST_FEED_BOUND.as_secs_f64()),
+            },
+        ],
+    }
 }
 
 fn group_digits(n: u64) -> String {
@@ -882,6 +1007,9 @@ fn panels(r: &Results) -> Vec<Panel> {
             title: "P5 memory: process RSS".into(),
             groups,
         });
+    }
+    if let Some(p6) = &r.p6 {
+        panels.push(p6_panel(p6));
     }
     panels.retain(|p| !p.groups.is_empty());
     panels

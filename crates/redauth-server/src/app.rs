@@ -139,6 +139,7 @@ pub fn build_on(
     };
     let state = AppState {
         sessions,
+        revocation_feed: matches!(store_kind, StoreKind::Redis),
         service: service.clone(),
         http: Arc::new(HttpConfig {
             refresh_cookie_name: config.refresh_cookie_name.clone(),

@@ -52,6 +52,9 @@ pub struct AppState {
     pub http: Arc<HttpConfig>,
     /// `None` when cookie sessions are off.
     pub sessions: Option<Arc<session::SessionHttp>>,
+    /// Whether the store has a revocation feed (Redis) whose state `/readyz` reports;
+    /// the embedded store has a single process and nothing to subscribe to.
+    pub revocation_feed: bool,
 }
 
 /// The refresh cookie is scoped to the auth endpoints, so it never travels with
@@ -131,9 +134,21 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// 200 when the store answers, whatever the revocation feed's state: a node whose feed
+/// is lost still answers correctly (every check reads Redis), only slower. The feed's
+/// state is reported for operators and for the benchmark's P6, which waits on it:
+/// `subscribed` (the session cache is trusted), `lost` (not yet or no longer
+/// subscribed; the cache is off), `none` (a store without a feed).
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     state.service.ready().await?;
-    Ok(axum::Json(serde_json::json!({ "status": "ready" })))
+    let feed = match (state.revocation_feed, state.service.cache().is_trusted()) {
+        (false, _) => "none",
+        (true, true) => "subscribed",
+        (true, false) => "lost",
+    };
+    Ok(axum::Json(
+        serde_json::json!({ "status": "ready", "revocation_feed": feed }),
+    ))
 }
 
 /// Everything every request goes through, in one middleware (four separate layers

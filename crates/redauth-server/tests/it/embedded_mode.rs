@@ -127,7 +127,13 @@ fn with_no_redis_the_server_runs_on_the_embedded_store() {
     let (status, head, _) = refresh(&server.addr, &rt0);
     assert_eq!(status, 200);
     let rt1 = refresh_cookie_in(&head);
-    assert_eq!(http(&server.addr, "GET", "/readyz", &[], "").0, 200);
+    let (status, _, body) = http(&server.addr, "GET", "/readyz", &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({"status": "ready", "revocation_feed": "none"}),
+        "one process: no feed to report"
+    );
 
     // Restart: the generated secret and the sessions are still there.
     drop(server);

@@ -27,6 +27,17 @@ async fn await_feed(
         .expect("feed alive");
 }
 
+/// `/readyz` answers 200 whatever the feed's state, and names that state.
+async fn readyz_feed(node: &Node) -> String {
+    let r = node.send(Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ready");
+    r.body["revocation_feed"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_owned()
+}
+
 fn sid_of(token: &str) -> String {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).unwrap();
@@ -50,6 +61,7 @@ async fn a_node_whose_feed_goes_silent_refuses_a_revoked_token_once_the_heartbea
     a.user("alice", &[]).await;
     let (token, rt) = a.login("alice").await;
     let uid = a.service.find_user("alice").await.unwrap().id;
+    assert_eq!(readyz_feed(&b).await, "subscribed");
     assert_eq!(
         b.get_bearer("/api/auth/verify", &token).await.status,
         StatusCode::NO_CONTENT
@@ -76,6 +88,7 @@ async fn a_node_whose_feed_goes_silent_refuses_a_revoked_token_once_the_heartbea
     // The revocation never reaches B; its heartbeat notices within 1 s + 2 s.
     await_feed(&mut state, Duration::from_secs(10), |s| s.losses > 0).await;
     assert!(!b.service.cache().is_trusted());
+    assert_eq!(readyz_feed(&b).await, "lost", "still ready, but says so");
     assert!(b.service.cache().get(&uid, &sid_of(&token)).is_none());
     assert_eq!(
         b.get_bearer("/api/auth/verify", &token).await.status,
@@ -90,6 +103,7 @@ async fn a_node_whose_feed_goes_silent_refuses_a_revoked_token_once_the_heartbea
     })
     .await;
     assert!(b.service.cache().is_trusted());
+    assert_eq!(readyz_feed(&b).await, "subscribed");
     let (token, _) = a.login("alice").await;
     assert_eq!(
         b.get_bearer("/api/auth/verify", &token).await.status,
