@@ -375,6 +375,12 @@ fn check_refusals(r: &Results) -> Result<()> {
         outcomes.push(("P4 storm with probe", &p4.storm_with_probe));
         outcomes.push(("P4 probe idle", &p4.probe_idle));
         outcomes.push(("P4 probe storm", &p4.probe_storm));
+        outcomes.push(("P4 login probe idle", &p4.login_probe_idle));
+        outcomes.push((
+            "P4 login probe during one client's storm",
+            &p4.login_probe_storm,
+        ));
+        outcomes.push(("P4 one client's storm", &p4.one_client_storm));
     }
     for (name, o) in outcomes {
         if o.refused > 0 {
@@ -690,6 +696,25 @@ fn rows(r: &Results, args: &Args) -> Vec<Row> {
             ratio: Some(ratio),
             target: "≤ 2×".into(),
             verdict: Verdict::from_bool(ratio <= 2.0),
+        });
+        let idle = p4.login_probe_idle.quantile(0.99);
+        let storm = p4.login_probe_storm.quantile(0.99);
+        let ratio = storm.as_secs_f64() / idle.as_secs_f64().max(1e-9);
+        rows.push(Row {
+            id: "P4",
+            workload: format!(
+                "another client's login at {} /s during a {}-connection login storm from one client",
+                workloads::LOGIN_PROBE_RATE,
+                workloads::ONE_CLIENT_STORM_CONNECTIONS
+            ),
+            per_sec: Some(p4.login_probe_storm.per_sec()),
+            latency: latency(&p4.login_probe_storm),
+            measured: format!("p99 {}", millis(storm)),
+            baseline: "same login probe, no storm".into(),
+            baseline_value: format!("p99 {}", millis(idle)),
+            ratio: Some(ratio),
+            target: "≤ 3×".into(),
+            verdict: Verdict::from_bool(ratio <= 3.0),
         });
     }
     if let Some(p5) = &r.p5 {

@@ -421,6 +421,48 @@ impl Requests for LoginStorm {
     }
 }
 
+/// P4's fairness storm (issue 11, item 5): every request from one client address, as
+/// one abusive client with many connections. Throttled (429) and shed (503) answers are
+/// what it should get; only other statuses are wrong.
+struct OneClientStorm {
+    request: Vec<u8>,
+}
+
+impl Requests for OneClientStorm {
+    fn request(&mut self) -> &[u8] {
+        &self.request
+    }
+
+    fn accept(&mut self, status: u16, _: &[u8]) -> bool {
+        matches!(status, 200 | 429 | 503)
+    }
+}
+
+/// Another client's correct login, each from its own address, so the probe's own
+/// per-client budget never limits it.
+struct LoginProbe {
+    body: String,
+    request: Vec<u8>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Requests for LoginProbe {
+    fn request(&mut self) -> &[u8] {
+        let ip = client_ip(self.counter.fetch_add(1, Ordering::Relaxed) + 50_000);
+        self.request = client::post_json("/api/auth/login", &[("X-Real-IP", &ip)], &self.body);
+        &self.request
+    }
+
+    fn accept(&mut self, status: u16, _: &[u8]) -> bool {
+        status == 200
+    }
+}
+
+/// Connections of P4's one-client storm (the size of the storm that was reproduced).
+pub const ONE_CLIENT_STORM_CONNECTIONS: usize = 300;
+/// Logins per second of P4's fairness probe: a trickle, far below capacity.
+pub const LOGIN_PROBE_RATE: f64 = 4.0;
+
 pub struct P4 {
     pub storm: Outcome,
     /// The same storm while the P1 probe runs (its refusals are checked too).
@@ -429,6 +471,11 @@ pub struct P4 {
     pub probe_rate: f64,
     pub probe_idle: Outcome,
     pub probe_storm: Outcome,
+    /// Another client's login at [`LOGIN_PROBE_RATE`], alone and during a storm of
+    /// [`ONE_CLIENT_STORM_CONNECTIONS`] login connections from one client.
+    pub login_probe_idle: Outcome,
+    pub login_probe_storm: Outcome,
+    pub one_client_storm: Outcome,
 }
 
 pub struct P4Input<'a> {
@@ -483,6 +530,27 @@ pub async fn p4(input: P4Input<'_>) -> Result<P4> {
             input.window
         ),
     );
+    // Fairness: one client with many connections must not slow anyone else's login.
+    let probe_counter = Arc::new(AtomicU64::new(0));
+    let login_probe = || {
+        vec![LoginProbe {
+            body: body.clone(),
+            request: Vec::new(),
+            counter: probe_counter.clone(),
+        }]
+    };
+    let login_probe_idle =
+        load::fixed_rate(input.redauth, login_probe(), LOGIN_PROBE_RATE, input.window).await?;
+    let abusive = client::post_json("/api/auth/login", &[("X-Real-IP", "198.19.0.1")], &body);
+    let one_client = (0..ONE_CLIENT_STORM_CONNECTIONS)
+        .map(|_| OneClientStorm {
+            request: abusive.clone(),
+        })
+        .collect();
+    let (one_client_storm, login_probe_storm) = tokio::join!(
+        load::closed_loop(input.redauth, one_client, input.window),
+        load::fixed_rate(input.redauth, login_probe(), LOGIN_PROBE_RATE, input.window),
+    );
     Ok(P4 {
         storm,
         storm_with_probe: storm_with_probe?,
@@ -490,6 +558,9 @@ pub async fn p4(input: P4Input<'_>) -> Result<P4> {
         probe_rate: input.probe_rate,
         probe_idle,
         probe_storm: probe_storm?,
+        login_probe_idle,
+        login_probe_storm: login_probe_storm?,
+        one_client_storm: one_client_storm?,
     })
 }
 

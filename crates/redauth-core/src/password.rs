@@ -41,6 +41,10 @@ impl Default for Argon2Params {
 pub struct HashQueue {
     pub max_waiting: usize,
     pub max_wait: Duration,
+    /// Password checks one client may have queued or running at once. Without it one
+    /// client's burst (its per-client rate budget allows 50) fills the queue and every
+    /// other client waits behind it; with it, others are interleaved after a few.
+    pub max_per_client: usize,
 }
 
 impl Default for HashQueue {
@@ -51,6 +55,7 @@ impl Default for HashQueue {
         Self {
             max_waiting: 64,
             max_wait: Duration::from_secs(2),
+            max_per_client: 4,
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct PasswordHasher {
     queue: HashQueue,
     /// Checks waiting for a permit now.
     waiting: Arc<AtomicUsize>,
+    /// Checks queued or running per client.
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// A hash of a random password with the live parameters. Unknown usernames are
     /// checked against it so they take as long as a wrong password.
     dummy_hash: Arc<String>,
@@ -165,6 +172,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             queue,
             waiting: Arc::new(AtomicUsize::new(0)),
+            per_client: Arc::default(),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -189,6 +197,27 @@ impl PasswordHasher {
         let stored = stored.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
         self.run_limited(move || verify_blocking(&params, &password, &stored, real))
             .await?
+    }
+
+    /// Claims one of `client`'s places in the hash queue for the length of a password
+    /// check (held until the returned guard drops); `Busy` when the client already has
+    /// [`HashQueue::max_per_client`] checks queued or running.
+    pub fn client_place(&self, client: &str) -> Result<ClientPlace, AuthError> {
+        let mut map = self
+            .per_client
+            .lock()
+            .map_err(|_| AuthError::Internal("hash queue poisoned"))?;
+        let held = map.entry(client.to_owned()).or_insert(0);
+        if *held >= self.queue.max_per_client {
+            return Err(AuthError::Busy {
+                retry_after_secs: 1,
+            });
+        }
+        *held += 1;
+        Ok(ClientPlace {
+            map: self.per_client.clone(),
+            client: client.to_owned(),
+        })
     }
 
     /// Checks waiting for a hashing slot right now (for metrics and tests).
@@ -226,6 +255,25 @@ impl PasswordHasher {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(AuthError::Internal("password hasher closed")),
             Err(_) => Err(busy),
+        }
+    }
+}
+
+/// A client's place in the hash queue; see [`PasswordHasher::client_place`].
+#[derive(Debug)]
+pub struct ClientPlace {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    client: String,
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = map.get_mut(&self.client) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                map.remove(&self.client);
+            }
         }
     }
 }
@@ -310,6 +358,7 @@ mod tests {
             HashQueue {
                 max_waiting: 2,
                 max_wait: Duration::from_secs(60),
+                ..HashQueue::default()
             },
         );
         let slot = hasher.permits.clone().try_acquire_owned().unwrap();
@@ -346,6 +395,31 @@ mod tests {
         assert_eq!(hasher.waiting(), 0);
     }
 
+    /// One client holds at most `max_per_client` places; others are unaffected, and a
+    /// place comes back when its check ends.
+    #[test]
+    fn one_client_holds_a_bounded_share_of_the_queue() {
+        let hasher = fast();
+        let max = HashQueue::default().max_per_client;
+        let held: Vec<_> = (0..max)
+            .map(|_| hasher.client_place("198.51.100.1").unwrap())
+            .collect();
+        assert!(matches!(
+            hasher.client_place("198.51.100.1"),
+            Err(AuthError::Busy { .. })
+        ));
+        assert!(
+            hasher.client_place("198.51.100.2").is_ok(),
+            "another client"
+        );
+        drop(held);
+        assert!(hasher.client_place("198.51.100.1").is_ok());
+        assert!(
+            hasher.per_client.lock().unwrap().is_empty(),
+            "forgotten when idle"
+        );
+    }
+
     /// A check that waited `max_wait` for a slot gives up without hashing.
     #[tokio::test(start_paused = true)]
     async fn a_check_that_waits_past_the_deadline_is_busy() {
@@ -354,6 +428,7 @@ mod tests {
             HashQueue {
                 max_waiting: 10,
                 max_wait: Duration::from_secs(2),
+                ..HashQueue::default()
             },
         );
         let _slot = hasher.permits.clone().try_acquire_owned().unwrap();

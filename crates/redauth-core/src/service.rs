@@ -219,6 +219,7 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         }
         let network = self.network(&client);
+        let _place = self.hash_queue_place(network.as_deref())?;
         let reservation = self
             .reserve_password_check(&normalize_username(username), network.as_deref())
             .await?;
@@ -255,6 +256,20 @@ impl AuthService {
             _ => user,
         };
         self.open_session(user, client).await
+    }
+
+    /// The client's place in the password-hash queue (a few per client, so one client's
+    /// burst cannot make everyone else wait behind it). Taken before anything is
+    /// charged: a check refused here (503 `Retry-After`) costs the client nothing. A
+    /// request with no known client (an embedder calling without an address) is not
+    /// held to it: there is no client to be fair between.
+    fn hash_queue_place(
+        &self,
+        network: Option<&str>,
+    ) -> Result<Option<crate::password::ClientPlace>, AuthError> {
+        network
+            .map(|net| self.passwords.client_place(net))
+            .transpose()
     }
 
     fn network(&self, client: &ClientInfo) -> Option<String> {
@@ -607,6 +622,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::InvalidToken)?;
         let network = self.network(client);
+        let _place = self.hash_queue_place(network.as_deref())?;
         let reservation = self
             .reserve_password_check(&normalize_username(&user.username), network.as_deref())
             .await?;

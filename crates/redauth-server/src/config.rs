@@ -88,6 +88,8 @@ settings! {
     hash_concurrency: usize = "REDAUTH_HASH_CONCURRENCY",
     /// Password checks that may wait for a hashing slot; more get 503 at once.
     hash_queue_max: usize = "REDAUTH_HASH_QUEUE_MAX",
+    /// Password checks one client may have queued or running at once.
+    hash_queue_per_client: usize = "REDAUTH_HASH_QUEUE_PER_CLIENT",
     /// How long a password check may wait for a hashing slot before 503.
     hash_queue_timeout_ms: u64 = "REDAUTH_HASH_QUEUE_TIMEOUT_MS",
     log_format: LogFormat = "REDAUTH_LOG_FORMAT",
@@ -416,6 +418,15 @@ impl Config {
         }
         let queue_defaults = redauth_core::password::HashQueue::default();
         let hash_queue = redauth_core::password::HashQueue {
+            max_per_client: match s.hash_queue_per_client {
+                None => queue_defaults.max_per_client,
+                Some(n) if n >= 1 => n,
+                Some(_) => {
+                    return Err(err(
+                        "REDAUTH_HASH_QUEUE_PER_CLIENT (hash_queue_per_client) must be at least 1",
+                    ));
+                }
+            },
             max_waiting: s.hash_queue_max.unwrap_or(queue_defaults.max_waiting),
             max_wait: match s.hash_queue_timeout_ms {
                 None => queue_defaults.max_wait,
