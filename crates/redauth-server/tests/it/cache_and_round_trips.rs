@@ -97,7 +97,7 @@ async fn logout_on_one_node_evicts_the_session_on_every_node() {
             .cache()
             .get(
                 &app.service.find_user("alice").await.unwrap().id,
-                token_sid(&token).as_str()
+                crate::support::token_sid(&token).as_str()
             )
             .is_some()
     );
@@ -154,16 +154,4 @@ async fn a_node_that_loses_the_feed_clears_its_cache_on_reconnect() {
         app.get_bearer("/api/auth/verify", &token).await.status,
         StatusCode::UNAUTHORIZED
     );
-}
-
-fn token_sid(token: &str) -> String {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["sid"].as_str().unwrap().to_owned()
 }

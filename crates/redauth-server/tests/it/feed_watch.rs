@@ -38,18 +38,6 @@ async fn readyz_feed(node: &Node) -> String {
         .to_owned()
 }
 
-fn sid_of(token: &str) -> String {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["sid"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_node_whose_feed_goes_silent_refuses_a_revoked_token_once_the_heartbeat_fires() {
     let redis = RedisServer::start();
@@ -89,7 +77,12 @@ async fn a_node_whose_feed_goes_silent_refuses_a_revoked_token_once_the_heartbea
     await_feed(&mut state, Duration::from_secs(10), |s| s.losses > 0).await;
     assert!(!b.service.cache().is_trusted());
     assert_eq!(readyz_feed(&b).await, "lost", "still ready, but says so");
-    assert!(b.service.cache().get(&uid, &sid_of(&token)).is_none());
+    assert!(
+        b.service
+            .cache()
+            .get(&uid, &crate::support::token_sid(&token))
+            .is_none()
+    );
     assert_eq!(
         b.get_bearer("/api/auth/verify", &token).await.status,
         StatusCode::UNAUTHORIZED,
@@ -127,7 +120,12 @@ async fn a_redis_restart_distrusts_the_cache_while_down_and_the_first_write_afte
         app.get_bearer("/api/auth/verify", &token).await.status,
         StatusCode::NO_CONTENT
     );
-    assert!(app.service.cache().get(&uid, &sid_of(&token)).is_some());
+    assert!(
+        app.service
+            .cache()
+            .get(&uid, &crate::support::token_sid(&token))
+            .is_some()
+    );
 
     let mut state = app.store.feed_state();
     app.redis.kill();
@@ -135,7 +133,10 @@ async fn a_redis_restart_distrusts_the_cache_while_down_and_the_first_write_afte
     await_feed(&mut state, Duration::from_secs(10), |s| s.losses > 0).await;
     assert!(!app.service.cache().is_trusted());
     assert!(
-        app.service.cache().get(&uid, &sid_of(&token)).is_none(),
+        app.service
+            .cache()
+            .get(&uid, &crate::support::token_sid(&token))
+            .is_none(),
         "not served from the cache while Redis is down"
     );
     // No request while Redis is down: an idle node is the case where only the first

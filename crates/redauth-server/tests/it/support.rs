@@ -420,3 +420,16 @@ pub fn refresh_cookie_in(head: &str) -> String {
         })
         .expect("a refresh cookie")
 }
+
+/// The `sid` claim of an access token (read without verifying: tests know it is theirs).
+pub fn token_sid(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
+}
