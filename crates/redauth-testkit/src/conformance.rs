@@ -10,7 +10,8 @@ use std::sync::Arc;
 use redauth_core::clock::{Clock, SystemClock, UnixTime};
 use redauth_core::ids::random_id;
 use redauth_core::store::{
-    EndSessions, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+    EndSessions, MAX_SESSION_PAGE, PageRequest, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest,
+    UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
@@ -93,6 +94,28 @@ pub fn session(user_id: &str, t: UnixTime, absolute_secs: i64, idle_secs: i64) -
         ip: Some("203.0.113.7".into()),
         user_agent: Some("conformance".into()),
         refresh_generation: 0,
+    }
+}
+
+/// Every live session of a user, following the pages of [`Store::list_sessions`]
+/// (each call examines at most [`MAX_SESSION_PAGE`] index entries).
+pub async fn all_sessions(
+    store: &dyn Store,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<Vec<Session>, StoreError> {
+    let mut all = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: MAX_SESSION_PAGE,
+    };
+    loop {
+        let got = store.list_sessions(user_id, now, &page).await?;
+        all.extend(got.sessions);
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(all),
+        }
     }
 }
 
@@ -209,10 +232,23 @@ pub async fn invalid_models_are_never_written(store: Arc<dyn Store>) {
     let mut s = session(&u.id, now(), 100, 200);
     s.idle_expiry = s.absolute_expiry + 1;
     assert!(matches!(
-        store.create_session(&s, &hash("h"), 0, now()).await,
+        store
+            .create_session(
+                &s,
+                &hash("h"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                now()
+            )
+            .await,
         Err(StoreError::Invalid(_))
     ));
-    assert!(store.list_sessions(&u.id, now()).await.unwrap().is_empty());
+    assert!(
+        all_sessions(&*store, &u.id, now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn update_user_replaces_and_rejects_unknown_or_renamed(store: Arc<dyn Store>) {
@@ -285,11 +321,26 @@ pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) 
     let t = now();
     let sessions: Vec<_> = (0..3).map(|_| session(&u.id, t, 3600, 3600)).collect();
     for s in &sessions {
-        store.create_session(s, &hash("x"), 0, t).await.unwrap();
+        store
+            .create_session(
+                s,
+                &hash("x"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t,
+            )
+            .await
+            .unwrap();
     }
     let theirs = session(&other.id, t, 3600, 3600);
     store
-        .create_session(&theirs, &hash("y"), 0, t)
+        .create_session(
+            &theirs,
+            &hash("y"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     let done = store
@@ -303,8 +354,7 @@ pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) 
             sessions_ended: 2
         }
     );
-    let left: Vec<_> = store
-        .list_sessions(&u.id, t)
+    let left: Vec<_> = all_sessions(&*store, &u.id, t)
         .await
         .unwrap()
         .into_iter()
@@ -318,7 +368,7 @@ pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) 
         .await
         .unwrap();
     assert_eq!(done.sessions_ended, 1);
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(all_sessions(&*store, &u.id, t).await.unwrap().is_empty());
     assert!(
         store
             .load_principal(&other.id, &theirs.sid, t)
@@ -335,16 +385,42 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
     let t = now();
     let mut u = stored_user(&store, "vera").await;
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("a"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("a"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
 
     u.password_hash = "$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into();
     store.update_user(&u, EndSessions::None).await.unwrap();
     let late = session(&u.id, t, 3600, 3600);
     assert!(matches!(
-        store.create_session(&late, &hash("b"), 0, t).await,
+        store
+            .create_session(
+                &late,
+                &hash("b"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t
+            )
+            .await,
         Err(StoreError::Conflict)
     ));
-    store.create_session(&late, &hash("b"), 1, t).await.unwrap();
+    store
+        .create_session(
+            &late,
+            &hash("b"),
+            1,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
 
     u.security_version = 1;
     u.disabled = true;
@@ -352,7 +428,13 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
     let while_disabled = session(&u.id, t, 3600, 3600);
     assert!(matches!(
         store
-            .create_session(&while_disabled, &hash("c"), 2, t)
+            .create_session(
+                &while_disabled,
+                &hash("c"),
+                2,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t
+            )
             .await,
         Err(StoreError::Conflict)
     ));
@@ -360,7 +442,15 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
     assert!(store.delete_user(&u.id).await.unwrap());
     let after_delete = session(&u.id, t, 3600, 3600);
     assert!(matches!(
-        store.create_session(&after_delete, &hash("d"), 2, t).await,
+        store
+            .create_session(
+                &after_delete,
+                &hash("d"),
+                2,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t
+            )
+            .await,
         Err(StoreError::Conflict)
     ));
     for refused in [&while_disabled, &after_delete] {
@@ -372,14 +462,20 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
                 .is_none()
         );
     }
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(all_sessions(&*store, &u.id, t).await.unwrap().is_empty());
 }
 
 pub async fn delete_user_removes_claim_and_sessions(store: Arc<dyn Store>) {
     let u = stored_user(&store, "hank").await;
     let s = session(&u.id, now(), 3600, 3600);
     store
-        .create_session(&s, &hash("t0"), 0, now())
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            now(),
+        )
         .await
         .unwrap();
     assert!(store.delete_user(&u.id).await.unwrap());
@@ -431,7 +527,16 @@ pub async fn load_principal_returns_session_user_and_held_roles(store: Arc<dyn S
     store.create_user(&u).await.unwrap();
     let t = now();
     let s = session(&u.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let rec = store
         .load_principal(&u.id, &s.sid, t)
         .await
@@ -447,7 +552,16 @@ pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn
     let b = stored_user(&store, "jill").await;
     let t = now();
     let s = session(&a.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(
         store
             .load_principal(&b.id, &s.sid, t)
@@ -480,7 +594,13 @@ pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn
     );
     let long_idle = session(&a.id, t, 100, 100);
     store
-        .create_session(&long_idle, &hash("t1"), 0, t)
+        .create_session(
+            &long_idle,
+            &hash("t1"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     assert!(
@@ -497,7 +617,16 @@ pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>
     let u = stored_user(&store, "kate").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
 
     let RotateOutcome::Rotated(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 1))
@@ -557,14 +686,28 @@ pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>
             .unwrap(),
         RotateOutcome::Invalid
     );
-    assert!(store.list_sessions(&u.id, t + 13).await.unwrap().is_empty());
+    assert!(
+        all_sessions(&*store, &u.id, t + 13)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn grace_window_is_anchored_to_first_rotation(store: Arc<dyn Store>) {
     let u = stored_user(&store, "liam").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -606,7 +749,16 @@ pub async fn rotation_extends_idle_but_never_past_absolute(store: Arc<dyn Store>
     let u = stored_user(&store, "mona").await;
     let t = now();
     let s = session(&u.id, t, 5000, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let RotateOutcome::Rotated(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 1000))
         .await
@@ -657,7 +809,16 @@ pub async fn rotation_of_unknown_or_expired_session_is_invalid(store: Arc<dyn St
         RotateOutcome::Invalid
     );
     let s = session(&u.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t + 600))
@@ -666,7 +827,7 @@ pub async fn rotation_of_unknown_or_expired_session_is_invalid(store: Arc<dyn St
         RotateOutcome::Invalid
     );
     assert!(
-        store.list_sessions(&u.id, t).await.unwrap().is_empty(),
+        all_sessions(&*store, &u.id, t).await.unwrap().is_empty(),
         "expired session was removed"
     );
 }
@@ -675,7 +836,16 @@ pub async fn concurrent_rotations_of_one_token_form_one_lineage(store: Arc<dyn S
     let u = stored_user(&store, "omar").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let tasks = (0..20).map(|_| {
         let store = store.clone();
         let req = rotate(&s, "t0", "t1", t + 1);
@@ -717,28 +887,41 @@ pub async fn list_sessions_prunes_dead_sessions(store: Arc<dyn Store>) {
     let short = session(&u.id, t, 100, 100);
     let long = session(&u.id, t, 3600, 3600);
     store
-        .create_session(&short, &hash("a"), 0, t)
+        .create_session(
+            &short,
+            &hash("a"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     store
-        .create_session(&long, &hash("b"), 0, t + 1)
+        .create_session(
+            &long,
+            &hash("b"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t + 1,
+        )
         .await
         .unwrap();
-    let listed: Vec<_> = store
-        .list_sessions(&u.id, t + 1)
+    let listed: Vec<_> = all_sessions(&*store, &u.id, t + 1)
         .await
         .unwrap()
         .into_iter()
         .map(|s| s.sid)
         .collect();
     assert_eq!(listed, vec![short.sid.clone(), long.sid.clone()]);
-    let listed = store.list_sessions(&u.id, t + 100).await.unwrap();
+    let listed = all_sessions(&*store, &u.id, t + 100).await.unwrap();
     assert_eq!(listed, vec![long.clone()]);
     // Pruned for good, not only filtered: still gone when asked about an earlier time.
-    assert_eq!(store.list_sessions(&u.id, t + 1).await.unwrap(), vec![long]);
+    assert_eq!(
+        all_sessions(&*store, &u.id, t + 1).await.unwrap(),
+        vec![long]
+    );
     assert!(
-        store
-            .list_sessions(&random_id().unwrap(), t)
+        all_sessions(&*store, &random_id().unwrap(), t)
             .await
             .unwrap()
             .is_empty()
@@ -749,7 +932,16 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
     let u = stored_user(&store, "quin").await;
     let t = now();
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(
         !store
             .revoke_session(&u.id, &s.sid, Some(&hash("forged")))
@@ -782,7 +974,16 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
     );
 
     let s2 = session(&u.id, t, 3600, 3600);
-    store.create_session(&s2, &hash("u0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s2,
+            &hash("u0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     store
         .rotate_refresh(&rotate(&s2, "u0", "u1", t))
         .await
@@ -795,16 +996,34 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
         "previous token is proof too"
     );
     let s3 = session(&u.id, t, 3600, 3600);
-    store.create_session(&s3, &hash("v0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s3,
+            &hash("v0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(store.revoke_session(&u.id, &s3.sid, None).await.unwrap());
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(all_sessions(&*store, &u.id, t).await.unwrap().is_empty());
 }
 
 pub async fn replay_with_another_successor_is_reuse(store: Arc<dyn Store>) {
     let u = stored_user(&store, "sam").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -836,7 +1055,16 @@ pub async fn same_client_gets_its_successor_until_it_is_used(store: Arc<dyn Stor
     let u = stored_user(&store, "walt").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 86_400);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -873,7 +1101,16 @@ pub async fn made_up_token_for_a_real_session_changes_nothing(store: Arc<dyn Sto
     let u = stored_user(&store, "xena").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -914,7 +1151,16 @@ pub async fn old_token_from_the_history_is_reuse(store: Arc<dyn Store>) {
     let u = stored_user(&store, "yara").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     for (i, dt) in (0..3).zip(1..) {
         let (p, n) = (format!("t{i}"), format!("t{}", i + 1));
         assert!(matches!(
@@ -949,7 +1195,13 @@ pub async fn token_history_is_bounded(store: Arc<dyn Store>) {
     // Hashes as long as real ones, so that the stored prefixes are what is compared.
     let token = |i: usize| format!("{i:-<43}");
     store
-        .create_session(&s, &hash(&token(0)), 0, t)
+        .create_session(
+            &s,
+            &hash(&token(0)),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     let rotations = REFRESH_HISTORY_LEN + 3;
@@ -994,7 +1246,16 @@ pub async fn one_user_cannot_revoke_another_users_session(store: Arc<dyn Store>)
     let other = stored_user(&store, "theo").await;
     let t = now();
     let s = session(&owner.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(!store.revoke_session(&other.id, &s.sid, None).await.unwrap());
     let done = store
         .update_user(&other, EndSessions::AllBut(None))
@@ -1014,7 +1275,16 @@ pub async fn an_empty_proof_revokes_nothing(store: Arc<dyn Store>) {
     let u = stored_user(&store, "uma").await;
     let t = now();
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(
         !store
             .revoke_session(&u.id, &s.sid, Some(&hash("")))
@@ -1036,7 +1306,16 @@ pub async fn rotation_charges_its_rate_limit_in_the_same_call(store: Arc<dyn Sto
     let u = stored_user(&store, "vera").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let charge = |key: &str| {
         Some(RateCharge {
             key: key.into(),

@@ -132,7 +132,7 @@ impl Rig {
 
     async fn session_count(&self) -> usize {
         self.service
-            .list_sessions(&self.user.id)
+            .list_all_sessions(&self.user.id)
             .await
             .unwrap()
             .len()
@@ -281,7 +281,7 @@ pub async fn login_racing_a_logout_everywhere_is_ordered_after_it(store: Arc<dyn
     let tokens = result.unwrap();
     assert_eq!(rig.session_count().await, 1);
     assert_eq!(
-        rig.service.list_sessions(&rig.user.id).await.unwrap()[0].sid,
+        rig.service.list_all_sessions(&rig.user.id).await.unwrap()[0].sid,
         tokens.principal.session_id.as_str()
     );
 }
