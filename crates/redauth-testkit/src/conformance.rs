@@ -11,7 +11,7 @@ use redauth_core::clock::{Clock, SystemClock, UnixTime};
 use redauth_core::ids::random_id;
 use redauth_core::store::{
     EndSessions, MAX_SESSION_PAGE, PageRequest, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest,
-    UserUpdate,
+    SessionCursor, SessionPage, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
@@ -50,6 +50,9 @@ macro_rules! store_conformance_tests {
             one_user_cannot_revoke_another_users_session,
             an_empty_proof_revokes_nothing,
             rotation_charges_its_rate_limit_in_the_same_call,
+            create_session_past_the_cap_ends_the_oldest,
+            list_sessions_pages_cover_every_live_session_once,
+            session_cursor_round_trips_and_refuses_anything_else,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -1362,4 +1365,245 @@ pub async fn rotation_charges_its_rate_limit_in_the_same_call(store: Arc<dyn Sto
         panic!("another key has its own budget and t2 was untouched")
     };
     assert_eq!(rec.session.refresh_generation, 3);
+}
+
+/// `n` sessions of `user_id` created one second apart from `t`, each living an hour:
+/// the first is the oldest by creation and by absolute expiry.
+async fn sessions_in_order(
+    store: &Arc<dyn Store>,
+    user_id: &str,
+    t: UnixTime,
+    n: i64,
+    cap: u32,
+) -> Vec<Session> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let s = session(user_id, t + i, 3600, 3600);
+        store
+            .create_session(&s, &hash(&format!("c{i}")), 0, cap, t + i)
+            .await
+            .unwrap();
+        out.push(s);
+    }
+    out
+}
+
+fn sids(sessions: &[Session]) -> Vec<String> {
+    sessions.iter().map(|s| s.sid.clone()).collect()
+}
+
+pub async fn create_session_past_the_cap_ends_the_oldest(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "cappy").await;
+    let t = now();
+    let made = sessions_in_order(&store, &u.id, t, 3, 3).await;
+    let fourth = session(&u.id, t + 3, 3600, 3600);
+    let ended = store
+        .create_session(&fourth, &hash("c3"), 0, 3, t + 3)
+        .await
+        .unwrap();
+    assert_eq!(ended, vec![made[0].sid.clone()], "the oldest one ends");
+    assert_eq!(
+        store
+            .load_principal(&u.id, &made[0].sid, t + 3)
+            .await
+            .unwrap(),
+        None,
+        "its principal no longer loads"
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&made[0], "c0", "c0'", t + 3))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    ));
+    let mut kept = made[1..].to_vec();
+    kept.push(fourth.clone());
+    assert_eq!(
+        sids(&all_sessions(&*store, &u.id, t + 3).await.unwrap()),
+        sids(&kept)
+    );
+    for s in &kept {
+        assert!(
+            store
+                .load_principal(&u.id, &s.sid, t + 3)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    // Only live sessions count: one that died idle makes room without ending another.
+    let idle_dead = session(&u.id, t + 4, 3600, 1);
+    let ended = store
+        .create_session(&idle_dead, &hash("c4"), 0, 4, t + 4)
+        .await
+        .unwrap();
+    assert!(ended.is_empty(), "4 live under a cap of 4: {ended:?}");
+    let fresh = session(&u.id, t + 10, 3600, 3600);
+    let ended = store
+        .create_session(&fresh, &hash("c5"), 0, 4, t + 10)
+        .await
+        .unwrap();
+    assert!(ended.is_empty(), "the idle-dead one made room: {ended:?}");
+
+    // A lowered cap ends every session past it at once (oldest first), never the new one.
+    let last = session(&u.id, t + 11, 3600, 3600);
+    let ended = store
+        .create_session(&last, &hash("c6"), 0, 1, t + 11)
+        .await
+        .unwrap();
+    assert_eq!(
+        ended,
+        vec![
+            made[1].sid.clone(),
+            made[2].sid.clone(),
+            fourth.sid.clone(),
+            fresh.sid.clone()
+        ]
+    );
+    assert_eq!(
+        all_sessions(&*store, &u.id, t + 11).await.unwrap(),
+        vec![last]
+    );
+}
+
+pub async fn list_sessions_pages_cover_every_live_session_once(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "pager").await;
+    let t = now();
+    let mut made = sessions_in_order(&store, &u.id, t, 5, 100).await;
+    // Three created in the same second: equal absolute expiry, ordered by id.
+    for i in 0..3 {
+        let s = session(&u.id, t + 5, 3600, 3600);
+        store
+            .create_session(&s, &hash(&format!("tie{i}")), 0, 100, t + 5)
+            .await
+            .unwrap();
+        made.push(s);
+    }
+    // One that will be dead (idle) when listed: pruned, never listed.
+    let dying = session(&u.id, t + 6, 3600, 2);
+    store
+        .create_session(&dying, &hash("dying"), 0, 100, t + 6)
+        .await
+        .unwrap();
+    made.sort_by(|a, b| (a.absolute_expiry, &a.sid).cmp(&(b.absolute_expiry, &b.sid)));
+    let at = t + 8;
+
+    let mut listed = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: 3,
+    };
+    let mut calls = 0;
+    loop {
+        let got = store.list_sessions(&u.id, at, &page).await.unwrap();
+        calls += 1;
+        assert!(got.sessions.len() <= 3, "page of {}", got.sessions.len());
+        listed.extend(got.sessions);
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        sids(&listed),
+        sids(&made),
+        "every live session once, in order"
+    );
+    assert!(calls >= 3, "{calls} pages of at most 3 for 8 sessions");
+    assert!(!listed.iter().any(|s| s.sid == dying.sid));
+
+    // A session ending between two pages, the cursor's own included, neither skips nor
+    // repeats another.
+    let first = store
+        .list_sessions(
+            &u.id,
+            at,
+            &PageRequest {
+                after: None,
+                limit: 4,
+            },
+        )
+        .await
+        .unwrap();
+    let cursor = first.next.clone().unwrap();
+    assert_eq!(cursor.sid, made[3].sid);
+    assert!(
+        store
+            .revoke_session(&u.id, &made[3].sid, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_session(&u.id, &made[1].sid, None)
+            .await
+            .unwrap()
+    );
+    let mut rest = Vec::new();
+    let mut page = PageRequest {
+        after: Some(cursor),
+        limit: 4,
+    };
+    loop {
+        let got = store.list_sessions(&u.id, at, &page).await.unwrap();
+        rest.extend(got.sessions);
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(sids(&rest), sids(&made[4..]));
+
+    // A limit out of range is clamped, never unbounded or empty.
+    let one = store
+        .list_sessions(
+            &u.id,
+            at,
+            &PageRequest {
+                after: None,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.sessions.len(), 1);
+    assert!(one.next.is_some());
+    let unknown = store
+        .list_sessions(
+            &random_id().unwrap(),
+            at,
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown,
+        SessionPage {
+            sessions: vec![],
+            next: None
+        }
+    );
+}
+
+pub async fn session_cursor_round_trips_and_refuses_anything_else(_store: Arc<dyn Store>) {
+    let c = SessionCursor {
+        absolute_expiry: 1_700_000_000,
+        sid: random_id().unwrap(),
+    };
+    assert_eq!(c.to_string().parse::<SessionCursor>().unwrap(), c);
+    for bad in [
+        "",
+        "1700000000",
+        "x.AAAAAAAAAAAAAAAAAAAAAA",
+        "1.short",
+        "1.AAAAAAAAAAAAAAAAAAAA:A",
+        "1.AAAAAAAAAAAAAAAAAAAAAA.x",
+    ] {
+        assert!(bad.parse::<SessionCursor>().is_err(), "{bad:?}");
+    }
 }
