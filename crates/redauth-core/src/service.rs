@@ -15,7 +15,8 @@ use crate::model::{
 use crate::password::{PasswordHasher, PasswordPolicy, Verified};
 use crate::rate_limit::{Charge, Decision, RateLimit, RateLimiter};
 use crate::store::{
-    EndSessions, Invalidation, RateCharge, RotateOutcome, RotateRequest, Store, UserUpdate,
+    EndSessions, Invalidation, MAX_SESSION_PAGE, PageRequest, RateCharge, RotateOutcome,
+    RotateRequest, SessionCursor, SessionPage, Store, UserUpdate,
 };
 use crate::token::TokenKeys;
 use crate::token::access::AccessTokenCodec;
@@ -89,7 +90,21 @@ pub struct SessionPolicy {
     pub idle_ttl_secs: i64,
     /// Grace window for presenting a just-rotated refresh token again.
     pub reuse_grace_secs: i64,
+    /// Live login sessions one user may hold; a login past it ends the oldest. Bounds
+    /// the user's session index, and with it every script that walks it.
+    pub max_sessions_per_user: u32,
 }
+
+/// Default of [`SessionPolicy::max_sessions_per_user`]: far more devices and browsers
+/// than a person uses at once (so only runaway clients and scripts that log in without
+/// logging out meet it), small enough that ending all of a user's sessions or listing
+/// them takes Redis well under a millisecond.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 100;
+
+/// Sessions per page of [`AuthService::list_sessions`] when the caller names no limit:
+/// the most a page may hold, and the default cap, so that a client that never follows
+/// `next_cursor` still sees every session of a user under the default cap.
+pub const DEFAULT_SESSION_PAGE: usize = crate::store::MAX_SESSION_PAGE;
 
 impl Default for SessionPolicy {
     fn default() -> Self {
@@ -97,6 +112,7 @@ impl Default for SessionPolicy {
             absolute_ttl_secs: 7 * 24 * 3600,
             idle_ttl_secs: 3 * 24 * 3600,
             reuse_grace_secs: 5,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }
@@ -384,10 +400,24 @@ impl AuthService {
         loop {
             match self
                 .store
-                .create_session(&session, &refresh_hash, user.security_version, now)
+                .create_session(
+                    &session,
+                    &refresh_hash,
+                    user.security_version,
+                    self.sessions.max_sessions_per_user,
+                    now,
+                )
                 .await
             {
-                Ok(()) => break,
+                Ok(ended) => {
+                    // The store told other nodes; this one must not serve them either.
+                    for sid in ended {
+                        tracing::info!(user_id = %user.id, session_id = %sid,
+                            "session ended: over the per-user session cap");
+                        self.cache.invalidate(&Invalidation::Session(sid));
+                    }
+                    break;
+                }
                 Err(StoreError::Conflict) if attempts < MAX_USER_WRITE_ATTEMPTS => {
                     attempts += 1;
                     let checked = std::mem::take(&mut user.password_hash);
@@ -591,8 +621,41 @@ impl AuthService {
         Err(AuthError::Unavailable)
     }
 
-    pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<Session>, AuthError> {
-        Ok(self.store.list_sessions(user_id, self.clock.now()).await?)
+    /// One page of the user's live sessions. `limit` (default [`DEFAULT_SESSION_PAGE`])
+    /// must be 1 to [`MAX_SESSION_PAGE`]; `cursor` is a `next_cursor` an earlier page
+    /// returned. Either one malformed is `InvalidRequest`.
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<SessionPage, AuthError> {
+        let limit = limit.unwrap_or(DEFAULT_SESSION_PAGE);
+        if !(1..=MAX_SESSION_PAGE).contains(&limit) {
+            return Err(ValidationError::new("limit", "must be 1 to 100").into());
+        }
+        const _: () = assert!(MAX_SESSION_PAGE == 100, "update the message above");
+        let after = cursor.map(str::parse::<SessionCursor>).transpose()?;
+        let page = PageRequest { after, limit };
+        Ok(self
+            .store
+            .list_sessions(user_id, self.clock.now(), &page)
+            .await?)
+    }
+
+    /// Every live session of the user, read page by page (each store call bounded), for
+    /// the admin CLI.
+    pub async fn list_all_sessions(&self, user_id: &str) -> Result<Vec<Session>, AuthError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_sessions(user_id, None, cursor.as_deref()).await?;
+            all.extend(page.sessions);
+            match page.next {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// Revokes one of the user's own sessions; `NotFound` if it is not theirs or gone.

@@ -151,6 +151,71 @@ pub const REFRESH_HISTORY_LEN: usize = 32;
 /// token matches by chance, a third of the space.
 pub const REFRESH_HISTORY_HASH_CHARS: usize = 16;
 
+/// The largest cap on live login sessions per user that may be configured
+/// (`REDAUTH_MAX_SESSIONS_PER_USER`). Also the default number of sessions one Redis
+/// script call ends or prunes at most, so that, whatever cap is configured, ending all
+/// the sessions of a user within the cap stays one atomic call.
+pub const MAX_SESSIONS_PER_USER_LIMIT: u32 = 10_000;
+
+/// Most sessions one [`Store::list_sessions`] call returns; a larger limit is clamped.
+/// Each listed session is read in full, so this bounds how long one page keeps Redis
+/// busy (about 15 µs per session).
+pub const MAX_SESSION_PAGE: usize = 100;
+
+/// Where a page of [`Store::list_sessions`] starts: just after the session with this
+/// absolute expiry and id, in index order (absolute expiry, then id bytes). A position
+/// in the order, not an offset, so sessions ending between two calls neither skip nor
+/// repeat any other. Shown to clients as `<absolute expiry>.<sid>`, opaque to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub absolute_expiry: UnixTime,
+    pub sid: SessionId,
+}
+
+impl std::fmt::Display for SessionCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.absolute_expiry, self.sid)
+    }
+}
+
+impl std::str::FromStr for SessionCursor {
+    type Err = crate::error::ValidationError;
+
+    /// Only what [`Display`](std::fmt::Display) writes: a cursor is client input and its
+    /// id becomes part of a storage key.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || crate::error::ValidationError::new("cursor", "is not a cursor this server returned");
+        let (expiry, sid) = s.split_once('.').ok_or_else(bad)?;
+        if !crate::ids::is_valid_id(sid) {
+            return Err(bad());
+        }
+        Ok(Self {
+            absolute_expiry: expiry.parse().map_err(|_| bad())?,
+            sid: sid.to_owned(),
+        })
+    }
+}
+
+/// Which page of a user's sessions [`Store::list_sessions`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// `None`: from the oldest.
+    pub after: Option<SessionCursor>,
+    /// How many index entries the call examines, 1 to [`MAX_SESSION_PAGE`] (clamped).
+    pub limit: usize,
+}
+
+/// One page of a user's live sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPage {
+    /// Oldest first. May hold fewer than the limit even when more follow: dead
+    /// sessions met on the page are pruned, not replaced.
+    pub sessions: Vec<Session>,
+    /// Where the next page starts; `None` when this page reached the end.
+    pub next: Option<SessionCursor>,
+}
+
 /// Persistent state of users, roles and login sessions.
 ///
 /// Every method the request path uses (`load_principal`, `rotate_refresh`,
@@ -189,13 +254,22 @@ pub trait Store: Send + Sync + 'static {
     /// the user's index and prunes expired ids from that index; only if the user still
     /// exists, is enabled and has security version `user_version` (the one its
     /// password was checked under), else `Conflict` and nothing is written.
+    ///
+    /// In the same atomic step it holds the user to `max_sessions` live sessions: while
+    /// more are live, the oldest other one (lowest absolute expiry, which is the
+    /// earliest created while the absolute lifetime is unchanged) ends as a revocation
+    /// does, cookie sessions linked to it included, and every node is told. Returns
+    /// the ids of the sessions it ended, so the caller can evict them from its own
+    /// cache. An index far over the cap (sessions from before it, or a lowered cap)
+    /// shrinks by a bounded batch per call rather than all at once (see the backend).
     async fn create_session(
         &self,
         session: &Session,
         refresh: &TokenHash,
         user_version: u64,
+        max_sessions: u32,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<SessionId>, StoreError>;
     /// The live session with its user and roles, or `None` (unknown, expired, or the
     /// session belongs to another user).
     async fn load_principal(
@@ -206,9 +280,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<PrincipalRecord>, StoreError>;
     /// Atomic refresh-token rotation with reuse detection (see [`RotateOutcome`]).
     async fn rotate_refresh(&self, req: &RotateRequest) -> Result<RotateOutcome, StoreError>;
-    /// Live sessions of a user, oldest first; prunes dead ids from the index.
-    async fn list_sessions(&self, user_id: &str, now: UnixTime)
-    -> Result<Vec<Session>, StoreError>;
+    /// One page of a user's live sessions, oldest first (by absolute expiry, then id);
+    /// prunes the dead ids it meets from the index. One call reads at most
+    /// `page.limit` sessions, however many the user has; follow
+    /// [`SessionPage::next`] for the rest.
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError>;
     /// Deletes one session. With `proof`, only if it hashes to the current or previous
     /// refresh token (so a forged token cannot log anyone out). True if it existed.
     async fn revoke_session(

@@ -32,11 +32,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redauth_core::clock::{Clock, UnixTime};
+use redauth_core::model::SessionId;
 use redauth_core::model::normalize_username;
 use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::store::{
-    EndSessions, LinkedCookieSession, PrincipalRecord, REFRESH_HISTORY_HASH_CHARS,
-    REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+    EndSessions, LinkedCookieSession, MAX_SESSION_PAGE, PageRequest, PrincipalRecord,
+    REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, SessionCursor,
+    SessionPage, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
@@ -488,9 +490,11 @@ impl Store for EmbeddedStore {
         session: &Session,
         refresh: &TokenHash,
         user_version: u64,
+        max_sessions: u32,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<SessionId>, StoreError> {
         session.validate()?;
+        let cap = usize::try_from(max_sessions.max(1)).unwrap_or(usize::MAX);
         let record = SessionRecord {
             session: normalize_session(session),
             current: refresh.0.clone(),
@@ -504,12 +508,25 @@ impl Store for EmbeddedStore {
             }
             let mut sessions = SessionTables::open(txn)?;
             let user_id = &record.session.user_id;
+            let mut live = Vec::new();
             for old in sessions.of_user(user_id)? {
                 if !old.session.is_live(now) {
                     sessions.remove(user_id, &old.session.sid)?;
+                } else if old.session.sid != record.session.sid {
+                    live.push(old.session);
                 }
             }
-            sessions.put(&record)
+            sessions.put(&record)?;
+            // The Redis store's order: oldest is the lowest absolute expiry, ties by id.
+            // One local transaction, so no batching: the whole excess ends at once.
+            live.sort_by(|a, b| (a.absolute_expiry, &a.sid).cmp(&(b.absolute_expiry, &b.sid)));
+            let excess = (live.len() + 1).saturating_sub(cap);
+            let mut ended = Vec::with_capacity(excess);
+            for old in live.into_iter().take(excess) {
+                sessions.remove(user_id, &old.sid)?;
+                ended.push(old.sid);
+            }
+            Ok(ended)
         })
         .await
     }
@@ -612,26 +629,53 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    /// The Redis store's page: the `limit` index entries after the cursor in (absolute
+    /// expiry, id) order, dead ones among them pruned, not replaced. The user's sessions
+    /// are one key range here, read whole (at most the cap, plus sessions from before
+    /// it) inside this process; only the page's are decoded into the answer.
     async fn list_sessions(
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<Session>, StoreError> {
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         let user_id = user_id.to_owned();
+        let limit = page.limit.clamp(1, MAX_SESSION_PAGE);
+        let after = page.after.clone();
         self.write(move |txn| {
             let mut sessions = SessionTables::open(txn)?;
+            let mut all: Vec<Session> = sessions
+                .of_user(&user_id)?
+                .into_iter()
+                .map(|r| r.session)
+                .collect();
+            all.sort_by(|a, b| (a.absolute_expiry, &a.sid).cmp(&(b.absolute_expiry, &b.sid)));
+            let mut rest = all
+                .into_iter()
+                .skip_while(|s| {
+                    after.as_ref().is_some_and(|c| {
+                        (s.absolute_expiry, s.sid.as_str()) <= (c.absolute_expiry, c.sid.as_str())
+                    })
+                })
+                .peekable();
             let mut live = Vec::new();
-            for record in sessions.of_user(&user_id)? {
-                if record.session.is_live(now) {
-                    live.push(record.session);
+            let mut last = None;
+            for s in rest.by_ref().take(limit) {
+                last = Some(SessionCursor {
+                    absolute_expiry: s.absolute_expiry,
+                    sid: s.sid.clone(),
+                });
+                if s.is_live(now) {
+                    live.push(s);
                 } else {
-                    sessions.remove(&user_id, &record.session.sid)?;
+                    sessions.remove(&user_id, &s.sid)?;
                 }
             }
-            // Redis' order: the index is a sorted set scored by absolute expiry, ties by
-            // session id.
-            live.sort_by(|a, b| (a.absolute_expiry, &a.sid).cmp(&(b.absolute_expiry, &b.sid)));
-            Ok(live)
+            let next = if rest.peek().is_some() { last } else { None };
+            Ok(SessionPage {
+                sessions: live,
+                next,
+            })
         })
         .await
     }

@@ -6,7 +6,7 @@
 //! | `users` | user id | JSON [`User`] | create/update user | delete user |
 //! | `usernames` | [`normalize_username`](redauth_core::model::normalize_username) of the username | user id | create user (looked up and inserted in one write transaction: the uniqueness guard) | delete user |
 //! | `roles` | role name | JSON [`Role`](redauth_core::Role) | put role | never (roles are never deleted) |
-//! | `sessions` | `(user id, session id)` | JSON `SessionRecord`: the session plus its refresh-token state | login, refresh | logout, revoke, theft detection, delete user, and whoever finds it dead: login and list (that user's), refresh (that session), the sweeper (all) |
+//! | `sessions` | `(user id, session id)` | JSON `SessionRecord`: the session plus its refresh-token state | login, refresh | logout, revoke, theft detection, delete user, a login past the user's session cap (the oldest), and whoever finds it dead: login and list (that user's), refresh (that session), the sweeper (all) |
 //! | `session_expiries` | `(expiry, user id, session id)` | `()` | with every `sessions` write | with every `sessions` delete |
 //! | `cookie_sessions` | cookie session id | JSON `{"uid", "created", "exp", "data"}` (as the Redis native value) | cookie-session create, update, expiry change, rename | delete, rename (old id), delete user, and whoever finds it dead: create and list (that user's), the sweeper (all) |
 //! | `cookie_session_users` | `(user id, cookie session id)` | `()` | with every `cookie_sessions` write that has a user | with every such delete |

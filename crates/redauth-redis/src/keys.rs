@@ -9,7 +9,7 @@
 //! | `Pusers` | set of user ids | none | create user | delete user |
 //! | `Proles` | hash, role name → JSON [`Role`](redauth_core::Role) | none | put role | (roles are never deleted) |
 //! | `P{u:<uid>}:s:<sid>` | hash, one login session (fields below) | `EXPIREAT` idle expiry, moved by each refresh | login, refresh | logout, revoke, theft detection, expiry, delete user |
-//! | `P{u:<uid>}:sessions` | sorted set, sid scored by absolute expiry | `EXPIREAT` latest absolute expiry | login | pruned on login and list (dead ids), revoke, delete user |
+//! | `P{u:<uid>}:sessions` | sorted set, sid scored by absolute expiry; at most the per-user cap of live ids | `EXPIREAT` latest absolute expiry | login | login (dead ids, and the oldest live ones past the cap), list (dead ids on the page), revoke, a user write ending sessions, delete user; no script reads more of it than the cap plus one batch |
 //! | `Pinvalidations` | pub/sub channel: `sid:<sid>`, `user:<uid>`, `all` | — | every revoking write | — |
 //! | `Prl:<kind>:<id>` | string, GCRA arrival time in ms | `PX` until drained | rate limiter | its TTL |
 //!
@@ -22,7 +22,10 @@
 //! is just invalid), `ck` (the cookie sessions linked to this login session, one per
 //! line: `n|c` TAB cookie-session key TAB user-index key TAB id; every script that ends
 //! the login session deletes them, so no process needs the cookie-session settings to
-//! end them; written by the cookie-session create and rename scripts).
+//! end them; written by the cookie-session create and rename scripts), `ver` (the
+//! user's security version the session was created under: a logout-all that ends a
+//! pre-cap index in several calls ends only sessions below the version it wrote;
+//! sessions from before this field have none and count as older).
 //!
 //! The user JSON carries `security_version`: every user write is a compare-and-set on
 //! it and increments it, and `CREATE_SESSION` refuses a version other than the one the

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redauth_core::clock::UnixTime;
+use redauth_core::model::SessionId;
 use redauth_core::store::{
-    EndSessions, InvalidationSink, LinkedCookieSession, PrincipalRecord,
-    REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+    EndSessions, InvalidationSink, LinkedCookieSession, PageRequest, PrincipalRecord,
+    REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, SessionCursor,
+    SessionPage, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User, ValidationError};
@@ -47,6 +49,12 @@ pub struct RedisConfig {
     /// detected within `interval + deadline`, and the session cache is off from then
     /// until the feed has resubscribed.
     pub feed_heartbeat: Heartbeat,
+    /// The most login sessions one script call ends, prunes or reads beyond the cap:
+    /// bounds how long a call over a user's session index keeps Redis (single-threaded,
+    /// shared by every node) busy, even for an index from before the per-user cap. The
+    /// default equals the largest cap one may configure, so ending every session of a
+    /// user within the cap is always one atomic call.
+    pub session_batch: u32,
 }
 
 impl RedisConfig {
@@ -57,6 +65,7 @@ impl RedisConfig {
             key_prefix: key_prefix.to_owned(),
             response_timeout: Duration::from_secs(2),
             feed_heartbeat: Heartbeat::default(),
+            session_batch: redauth_core::store::MAX_SESSIONS_PER_USER_LIMIT,
         }
     }
 }
@@ -68,6 +77,7 @@ pub struct RedisStore {
     scripts: Arc<Scripts>,
     feed: feed::FeedState,
     heartbeat: Heartbeat,
+    session_batch: u32,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -119,6 +129,7 @@ impl RedisStore {
             scripts: Arc::new(Scripts::new()),
             feed: feed::FeedState::default(),
             heartbeat: config.feed_heartbeat,
+            session_batch: config.session_batch.max(1),
         })
     }
 
@@ -186,6 +197,54 @@ impl RedisStore {
                 cmd.query_async(&mut self.con()).await.map_err(map_err)
             }
             other => other.map_err(map_err),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Ends, a batch per call, what `UPDATE_USER` or `DELETE_USER` left of a user's
+    /// session index larger than one batch: every session but `keep` created under a
+    /// security version below `below` (all of them with `None`). Passes over the index
+    /// until one ends nothing, so ids that moved while it ran (other logins and logouts
+    /// shift positions) are not missed. Returns how many sessions it ended.
+    async fn end_remaining_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        below: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let mut ended_in_pass = 0u64;
+            let mut start = 0u64;
+            loop {
+                let reply: Vec<i64> = self
+                    .run(
+                        self.scripts
+                            .end_user_sessions
+                            .key(self.keys.user_sessions(user_id))
+                            .arg(self.keys.session_prefix(user_id))
+                            .arg(keep.unwrap_or(""))
+                            .arg(below.map(|v| v.to_string()).unwrap_or_default())
+                            .arg(start)
+                            .arg(self.session_batch)
+                            .arg(self.keys.invalidation_channel())
+                            .arg(user_id),
+                    )
+                    .await?;
+                let [ended, kept, examined] = reply.as_slice() else {
+                    return Err(corrupt("end_user_sessions reply has the wrong shape"));
+                };
+                ended_in_pass += u64::try_from(*ended).unwrap_or(0);
+                start += u64::try_from(*kept).unwrap_or(0);
+                if *examined < i64::from(self.session_batch) {
+                    break;
+                }
+            }
+            total += ended_in_pass;
+            if ended_in_pass == 0 {
+                return Ok(total);
+            }
         }
     }
 }
@@ -358,14 +417,25 @@ impl Store for RedisStore {
             EndSessions::AllBut(keep) => inv
                 .arg("1")
                 .arg(keep.unwrap_or(""))
-                .arg(self.keys.session_prefix(&user.id)),
+                .arg(self.keys.session_prefix(&user.id))
+                .arg(self.session_batch),
         };
         let reply: Vec<i64> = self.run(&inv).await?;
         match reply.as_slice() {
-            [1, ended] => Ok(UserUpdate {
-                security_version: next,
-                sessions_ended: u64::try_from(*ended).unwrap_or(0),
-            }),
+            [1, ended, more] => {
+                let mut sessions_ended = u64::try_from(*ended).unwrap_or(0);
+                if let (EndSessions::AllBut(keep), 1) = (end, *more) {
+                    // Only an index from before the cap gets here. Sessions created
+                    // from now on carry the new version and are left alone.
+                    sessions_ended += self
+                        .end_remaining_sessions(&user.id, keep, Some(next))
+                        .await?;
+                }
+                Ok(UserUpdate {
+                    security_version: next,
+                    sessions_ended,
+                })
+            }
             [0] => Err(StoreError::NotFound),
             [-1] => Err(ValidationError::new("username", "cannot be changed").into()),
             [-2] => Err(StoreError::Conflict),
@@ -422,10 +492,15 @@ impl Store for RedisStore {
                     .key(self.keys.user_sessions(id))
                     .arg(id)
                     .arg(self.keys.session_prefix(id))
-                    .arg(self.keys.invalidation_channel()),
+                    .arg(self.keys.invalidation_channel())
+                    .arg(self.session_batch),
             )
             .await?;
-        Ok(deleted == 1)
+        if deleted == 2 {
+            // The user is gone, so none of the rest loads any more: this is cleanup.
+            self.end_remaining_sessions(id, None, None).await?;
+        }
+        Ok(deleted >= 1)
     }
 
     async fn put_role(&self, role: &Role) -> Result<(), StoreError> {
@@ -455,8 +530,9 @@ impl Store for RedisStore {
         session: &Session,
         refresh: &TokenHash,
         user_version: u64,
+        max_sessions: u32,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<SessionId>, StoreError> {
         session.validate()?;
         let mut inv = self
             .scripts
@@ -468,12 +544,18 @@ impl Store for RedisStore {
             .arg(&session.sid)
             .arg(session.absolute_expiry)
             .arg(session.idle_expiry)
-            .arg(user_version);
+            .arg(user_version)
+            .arg(max_sessions.max(1))
+            .arg(self.session_batch)
+            .arg(self.keys.session_prefix(&session.user_id))
+            .arg(self.keys.invalidation_channel());
         for (k, v) in session_fields(session, refresh) {
             inv.arg(k).arg(v);
         }
-        match self.run::<i64>(&inv).await? {
-            1 => Ok(()),
+        let reply: Vec<Value> = self.run(&inv).await?;
+        let mut it = reply.into_iter();
+        match it.next().map(from_value::<i64>).transpose()? {
+            Some(1) => it.map(from_value::<String>).collect(),
             _ => Err(StoreError::Conflict),
         }
     }
@@ -556,16 +638,35 @@ impl Store for RedisStore {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        let prefix = self.keys.session_prefix(user_id);
-        let index = self.keys.user_sessions(user_id);
-        let reply: Vec<Vec<String>> = self
-            .run(self.scripts.list_sessions.key(&index).arg(now).arg(&prefix))
-            .await?;
-        reply
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        let limit = page.limit.clamp(1, redauth_core::store::MAX_SESSION_PAGE);
+        let mut inv = self
+            .scripts
+            .list_sessions
+            .key(self.keys.user_sessions(user_id));
+        inv.arg(now)
+            .arg(self.keys.session_prefix(user_id))
+            .arg(limit);
+        if let Some(after) = &page.after {
+            inv.arg(after.absolute_expiry).arg(&after.sid);
+        }
+        let (flats, score, sid): (Vec<Vec<String>>, String, String) = self.run(&inv).await?;
+        let sessions = flats
             .into_iter()
             .map(|flat| parse_session(None, flat))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        let next = if sid.is_empty() {
+            None
+        } else {
+            Some(SessionCursor {
+                absolute_expiry: score
+                    .parse()
+                    .map_err(|_| corrupt("session index score is not a whole number"))?,
+                sid,
+            })
+        };
+        Ok(SessionPage { sessions, next })
     }
 
     async fn revoke_session(
@@ -593,29 +694,45 @@ impl Store for RedisStore {
         &self,
         user_id: &str,
     ) -> Result<Vec<LinkedCookieSession>, StoreError> {
-        let flat: Vec<String> = self
-            .run(
-                self.scripts
-                    .linked_cookie_sessions
-                    .key(self.keys.user_sessions(user_id))
-                    .arg(self.keys.session_prefix(user_id)),
-            )
-            .await?;
+        // A batch of the index per call, so an index from before the cap does not hold
+        // Redis for one long call; within the cap it is one call.
         let mut out = Vec::new();
-        let mut it = flat.into_iter();
-        while let (Some(entry), Some(stored)) = (it.next(), it.next()) {
-            let data = if entry.starts_with('n') {
-                cookie_sessions::envelope_data(&stored)?
-            } else {
-                stored.clone()
-            };
-            out.push(LinkedCookieSession {
-                reference: entry,
-                data,
-                stored,
-            });
+        let mut start = 0u64;
+        loop {
+            let reply: Vec<Value> = self
+                .run(
+                    self.scripts
+                        .linked_cookie_sessions
+                        .key(self.keys.user_sessions(user_id))
+                        .arg(self.keys.session_prefix(user_id))
+                        .arg(start)
+                        .arg(self.session_batch),
+                )
+                .await?;
+            let mut it = reply.into_iter();
+            let examined: u64 = it
+                .next()
+                .map(from_value)
+                .transpose()?
+                .ok_or_else(|| corrupt("linked_cookie_sessions reply is empty"))?;
+            while let (Some(entry), Some(stored)) = (it.next(), it.next()) {
+                let (entry, stored): (String, String) = (from_value(entry)?, from_value(stored)?);
+                let data = if entry.starts_with('n') {
+                    cookie_sessions::envelope_data(&stored)?
+                } else {
+                    stored.clone()
+                };
+                out.push(LinkedCookieSession {
+                    reference: entry,
+                    data,
+                    stored,
+                });
+            }
+            if examined < u64::from(self.session_batch) {
+                return Ok(out);
+            }
+            start += examined;
         }
-        Ok(out)
     }
 
     async fn replace_linked_cookie_data(

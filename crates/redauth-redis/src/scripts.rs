@@ -121,35 +121,92 @@ return {code, p[1], p[2], p[3]}
 ";
 
 /// KEYS: session, user's session index, user. ARGV: now, sid, absolute expiry, idle
-/// expiry, the user's security version the password was checked under, then the
-/// session hash as field/value pairs. 0 (nothing written) if the user is gone,
-/// disabled or at another version.
+/// expiry, the user's security version the password was checked under, the cap on
+/// live sessions, batch, session key prefix, channel, then the session hash as
+/// field/value pairs. {0} (nothing written) if the user is gone, disabled or at
+/// another version; else {1, ids of the sessions the cap ended...}. The session
+/// records the version (`ver`) so that ending the sessions of an older version in
+/// several calls (`END_USER_SESSIONS`) never ends this one.
+///
+/// Bounded work, however large the index: at most `batch` ids dead by absolute expiry
+/// (found by score) are pruned; over the cap, at most `cap + batch` of the oldest ids
+/// are read. When the index fits that window (always, once a login has enforced the
+/// cap) the live count is exact: dead ids in it are pruned, then the oldest live ones
+/// other than the new session end until `cap` are left. An index larger than the window
+/// (sessions from before the cap, a lowered cap) counts the ids past the window as live
+/// without reading them and ends or prunes only the window's: it shrinks by up to
+/// `cap + batch` per login. "Oldest" is the lowest score, the absolute expiry: created
+/// + the absolute lifetime, so the earliest created while that lifetime is unchanged.
 const CREATE_SESSION: &str = r"
 local u = redis.call('GET', KEYS[3])
-if not u then return 0 end
+if not u then return {0} end
 u = cjson.decode(u)
-if u.disabled or (u.security_version or 0) ~= tonumber(ARGV[5]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if u.disabled or (u.security_version or 0) ~= tonumber(ARGV[5]) then return {0} end
+local now, cap, batch, prefix = tonumber(ARGV[1]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, batch)) do
+  end_login_session(prefix .. sid)
+  redis.call('ZREM', KEYS[2], sid)
+end
+redis.call('HSET', KEYS[1], 'ver', ARGV[5], unpack(ARGV, 10))
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local out = {1}
+local total = redis.call('ZCARD', KEYS[2])
+if total > cap then
+  local window = redis.call('ZRANGE', KEYS[2], 0, cap + batch - 1)
+  local live = {}
+  for _, sid in ipairs(window) do
+    local t = redis.call('HMGET', prefix .. sid, 'abs_exp', 'idle_exp')
+    if sid == ARGV[2] or (t[1] and tonumber(t[1]) > now and tonumber(t[2]) > now) then
+      live[#live + 1] = sid
+    else
+      end_login_session(prefix .. sid)
+      redis.call('ZREM', KEYS[2], sid)
+    end
+  end
+  local excess = #live + (total - #window) - cap
+  for _, sid in ipairs(live) do
+    if excess <= 0 then break end
+    if sid ~= ARGV[2] then
+      end_login_session(prefix .. sid)
+      redis.call('ZREM', KEYS[2], sid)
+      redis.call('PUBLISH', ARGV[9], 'sid:' .. sid)
+      out[#out + 1] = sid
+      excess = excess - 1
+    end
+  end
+end
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('EXPIREAT', KEYS[2], last[2])
-return 1
+return out
 ";
 
-/// KEYS: user's session index. ARGV: now, session key prefix.
-/// Returns the live sessions (flat hashes plus a `sid` field); dead ids are pruned
-/// from the index and their hashes deleted.
+/// KEYS: user's session index. ARGV: now, session key prefix, limit, then the cursor's
+/// absolute expiry and sid, or nothing for the first page.
+/// Returns {sessions (flat hashes plus a `sid` field), score and sid of the last id
+/// examined, or '' and '' when the page reached the end}. Reads at most `limit`
+/// sessions: the page is the `limit` ids after the cursor's position, found in
+/// O(log n) by inserting the cursor if absent, ranking it and removing it again, all
+/// inside this atomic call, so the order is Redis' own and Lua compares no strings.
+/// Dead ids on the page are pruned, not replaced.
 const LIST_SESSIONS: &str = r"
-local now = tonumber(ARGV[1])
+local now, prefix, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local start = 0
+if ARGV[4] then
+  local added = redis.call('ZADD', KEYS[1], 'NX', ARGV[4], ARGV[5])
+  start = redis.call('ZRANK', KEYS[1], ARGV[5])
+  if added == 1 then redis.call('ZREM', KEYS[1], ARGV[5]) else start = start + 1 end
+end
+local window = redis.call('ZRANGE', KEYS[1], start, start + limit, 'WITHSCORES')
 local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local s = redis.call('HGETALL', ARGV[2] .. sid)
+local last_score, last_sid = '', ''
+for i = 1, math.min(#window / 2, limit) do
+  local sid, score = window[2 * i - 1], window[2 * i]
+  local s = redis.call('HGETALL', prefix .. sid)
   local live = false
   if #s > 0 then
     local f = {}
-    for i = 1, #s, 2 do f[s[i]] = s[i + 1] end
+    for j = 1, #s, 2 do f[s[j]] = s[j + 1] end
     live = tonumber(f.abs_exp) > now and tonumber(f.idle_exp) > now
   end
   if live then
@@ -157,11 +214,42 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     table.insert(s, sid)
     table.insert(out, s)
   else
-    end_login_session(ARGV[2] .. sid)
+    end_login_session(prefix .. sid)
     redis.call('ZREM', KEYS[1], sid)
   end
+  last_score, last_sid = score, sid
 end
-return out
+if #window / 2 <= limit then last_score, last_sid = '', '' end
+return {out, last_score, last_sid}
+";
+
+/// KEYS: user's session index. ARGV: session key prefix, sid to keep or '', security
+/// version ('' for every session), index position to start at, batch, channel, uid.
+/// Ends the sessions among the `batch` ids from `start` that are not kept and were
+/// created under a version below the one given (or before sessions recorded theirs),
+/// so a login that follows the user write is never ended by it. Announces
+/// `user:<uid>` if it ended any. Returns {sessions ended, ids kept, ids examined}.
+/// What `UPDATE_USER` and `DELETE_USER` leave of an index larger than one batch.
+const END_USER_SESSIONS: &str = r"
+local start, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
+local window = redis.call('ZRANGE', KEYS[1], start, start + batch - 1)
+local n, kept = 0, 0
+for _, sid in ipairs(window) do
+  local skey = ARGV[1] .. sid
+  local ends = sid ~= ARGV[2]
+  if ends and ARGV[3] ~= '' then
+    local v = redis.call('HGET', skey, 'ver')
+    ends = (not v) or tonumber(v) < tonumber(ARGV[3])
+  end
+  if ends then
+    n = n + end_login_session(skey)
+    redis.call('ZREM', KEYS[1], sid)
+  else
+    kept = kept + 1
+  end
+end
+if n > 0 then redis.call('PUBLISH', ARGV[6], 'user:' .. ARGV[7]) end
+return {n, kept, #window}
 ";
 
 /// KEYS: session, user's session index. ARGV: sid, channel, proof hash, '1' if a
@@ -178,12 +266,13 @@ redis.call('PUBLISH', ARGV[2], 'sid:' .. ARGV[1])
 return n
 ";
 
-/// KEYS: user's session index. ARGV: session key prefix. Returns {entry, stored value,
-/// ...} of every cookie session registered (`ck`) on the user's login sessions that
-/// still exists.
+/// KEYS: user's session index. ARGV: session key prefix, index position to start at,
+/// batch. Returns {ids examined, entry, stored value, ...} of every cookie session
+/// registered (`ck`) on the `batch` login sessions from `start` that still exists.
 const LINKED_COOKIE_SESSIONS: &str = r"
-local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local window = redis.call('ZRANGE', KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1)
+local out = {#window}
+for _, sid in ipairs(window) do
   local ck = redis.call('HGET', ARGV[1] .. sid, 'ck')
   if ck then
     for entry in string.gmatch(ck, '[^\n]+') do
@@ -220,9 +309,13 @@ return 1
 
 /// KEYS: user, user's session index. ARGV: user JSON (at the new version), channel,
 /// uid, the version the write is based on, '1' to end sessions (then: the sid to keep
-/// or '', session key prefix) or '0'.
-/// Returns {1, sessions ended}, {0} if absent, {-1} if the username changed, {-2} if
-/// the stored version is not the expected one (nothing written).
+/// or '', session key prefix, batch) or '0'.
+/// Returns {1, sessions ended, 1 if ids beyond the batch are left}, {0} if absent,
+/// {-1} if the username changed, {-2} if the stored version is not the expected one
+/// (nothing written). Ends at most `batch` sessions: within the cap (at most
+/// `MAX_SESSIONS_PER_USER_LIMIT`, the default batch) that is all of them, atomically
+/// with the write; what is left of a larger index (from before the cap) the store ends
+/// right after with `END_USER_SESSIONS`.
 const UPDATE_USER: &str = r"
 local old = redis.call('GET', KEYS[1])
 if not old then return {0} end
@@ -231,28 +324,37 @@ local new = cjson.decode(ARGV[1])
 if (old.security_version or 0) ~= tonumber(ARGV[4]) then return {-2} end
 if old.username ~= new.username then return {-1} end
 redis.call('SET', KEYS[1], ARGV[1])
-local n = 0
+local n, kept, more = 0, 0, 0
 if ARGV[5] == '1' then
-  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[8]) - 1)) do
     if sid ~= ARGV[6] then
       n = n + end_login_session(ARGV[7] .. sid)
       redis.call('ZREM', KEYS[2], sid)
+    else
+      kept = 1
     end
   end
+  if redis.call('ZCARD', KEYS[2]) > kept then more = 1 end
 end
 redis.call('PUBLISH', ARGV[2], 'user:' .. ARGV[3])
-return {1, n}
+return {1, n, more}
 ";
 
 /// KEYS: user, username, users set, user's session index.
-/// ARGV: uid, session key prefix, channel.
+/// ARGV: uid, session key prefix, channel, batch.
+/// 0 if absent; 1 done; 2 done but the index had more than `batch` ids: the user is
+/// gone (so none of its sessions loads any more) and the store ends the rest with
+/// `END_USER_SESSIONS`.
 const DELETE_USER: &str = r"
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('SREM', KEYS[3], ARGV[1])
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do end_login_session(ARGV[2] .. sid) end
-redis.call('DEL', KEYS[4])
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[4]) - 1)) do
+  end_login_session(ARGV[2] .. sid)
+  redis.call('ZREM', KEYS[4], sid)
+end
 redis.call('PUBLISH', ARGV[3], 'user:' .. ARGV[1])
+if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
 return 1
 ";
 
@@ -285,6 +387,7 @@ pub struct Scripts {
     pub rotate_refresh: Script,
     pub create_session: Script,
     pub list_sessions: Script,
+    pub end_user_sessions: Script,
     pub revoke_session: Script,
     pub create_user: Script,
     pub update_user: Script,
@@ -306,8 +409,9 @@ impl Scripts {
                 "{PRINCIPAL_FN}{END_LOGIN_SESSION_FN}{}{ROTATE_REFRESH}",
                 crate::rate_limit::GCRA_FN
             )),
-            create_session: Script::new(CREATE_SESSION),
+            create_session: ending(CREATE_SESSION),
             list_sessions: ending(LIST_SESSIONS),
+            end_user_sessions: ending(END_USER_SESSIONS),
             revoke_session: ending(REVOKE_SESSION),
             create_user: Script::new(CREATE_USER),
             update_user: ending(UPDATE_USER),
@@ -320,12 +424,13 @@ impl Scripts {
         }
     }
 
-    pub fn all(&self) -> [&Script; 13] {
+    pub fn all(&self) -> [&Script; 14] {
         [
             &self.load_principal,
             &self.rotate_refresh,
             &self.create_session,
             &self.list_sessions,
+            &self.end_user_sessions,
             &self.revoke_session,
             &self.create_user,
             &self.update_user,

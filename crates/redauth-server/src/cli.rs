@@ -347,7 +347,7 @@ pub async fn run_admin(
             }
             UserCommand::Show { username } => {
                 let u = service.find_user(&username).await?;
-                let sessions = service.list_sessions(&u.id).await?;
+                let sessions = service.list_all_sessions(&u.id).await?;
                 writeln!(
                     out,
                     "id:        {}\nusername:  {}\nemail:     {}\nroles:     {}\ndisabled:  {}\nsessions:  {}",
@@ -414,7 +414,7 @@ pub async fn run_admin(
                     "{:<22}  {:>12}  {:>12}  {:<15}  user agent",
                     "id", "created", "expires", "ip"
                 )?;
-                for s in service.list_sessions(&u.id).await? {
+                for s in service.list_all_sessions(&u.id).await? {
                     writeln!(
                         out,
                         "{:<22}  {:>12}  {:>12}  {:<15}  {}",

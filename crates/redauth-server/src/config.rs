@@ -74,6 +74,8 @@ settings! {
     refresh_ttl_secs: i64 = "REDAUTH_REFRESH_TTL_SECS",
     idle_ttl_secs: i64 = "REDAUTH_IDLE_TTL_SECS",
     refresh_reuse_grace_secs: i64 = "REDAUTH_REFRESH_REUSE_GRACE_SECS",
+    /// Live login sessions per user (1 to 10000); a login past it ends the oldest.
+    max_sessions_per_user: u32 = "REDAUTH_MAX_SESSIONS_PER_USER",
     cache_capacity: u64 = "REDAUTH_CACHE_CAPACITY",
     /// Seconds a node serves a cached principal before reading Redis again, whatever
     /// the revocation feed says (1 to 3600).
@@ -367,6 +369,15 @@ impl Config {
                 "REDAUTH_REFRESH_REUSE_GRACE_SECS (refresh_reuse_grace_secs) must be 0 to 60",
             ));
         }
+        let max_sessions_per_user = s
+            .max_sessions_per_user
+            .unwrap_or(redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER);
+        if !(1..=redauth_core::store::MAX_SESSIONS_PER_USER_LIMIT).contains(&max_sessions_per_user)
+        {
+            return Err(err(
+                "REDAUTH_MAX_SESSIONS_PER_USER (max_sessions_per_user) must be 1 to 10000",
+            ));
+        }
         let cache_capacity = s.cache_capacity.unwrap_or(100_000);
         if cache_capacity == 0 {
             return Err(err(
@@ -562,6 +573,7 @@ impl Config {
                 absolute_ttl_secs: absolute,
                 idle_ttl_secs: idle,
                 reuse_grace_secs: grace,
+                max_sessions_per_user,
             },
             cache_capacity,
             cache_max_age_secs,
@@ -1398,6 +1410,31 @@ mod tests {
                 min_chars: 12,
                 max_chars: 128
             }
+        );
+    }
+
+    #[test]
+    fn max_sessions_per_user_defaults_to_100_and_accepts_1_to_10000() {
+        assert_eq!(load(&[]).unwrap().sessions.max_sessions_per_user, 100);
+        for ok in ["1", "10000"] {
+            let c = load(&[("REDAUTH_MAX_SESSIONS_PER_USER", ok)]).unwrap();
+            assert_eq!(c.sessions.max_sessions_per_user.to_string(), ok);
+        }
+        for bad in ["0", "10001"] {
+            let e = load(&[("REDAUTH_MAX_SESSIONS_PER_USER", bad)]).unwrap_err();
+            assert_eq!(
+                e.0, "REDAUTH_MAX_SESSIONS_PER_USER (max_sessions_per_user) must be 1 to 10000",
+                "{bad}"
+            );
+        }
+        assert!(load(&[("REDAUTH_MAX_SESSIONS_PER_USER", "-1")]).is_err());
+        let from_file: Settings = toml::from_str("max_sessions_per_user = 7").unwrap();
+        assert_eq!(
+            Config::resolve(from_file)
+                .unwrap()
+                .sessions
+                .max_sessions_per_user,
+            7
         );
     }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use redauth_core::clock::{Clock, SystemClock, UnixTime};
 use redauth_core::ids::random_id;
 use redauth_core::store::{
-    EndSessions, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, UserUpdate,
+    EndSessions, MAX_SESSION_PAGE, PageRequest, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest,
+    SessionCursor, SessionPage, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
@@ -49,6 +50,9 @@ macro_rules! store_conformance_tests {
             one_user_cannot_revoke_another_users_session,
             an_empty_proof_revokes_nothing,
             rotation_charges_its_rate_limit_in_the_same_call,
+            create_session_past_the_cap_ends_the_oldest,
+            list_sessions_pages_cover_every_live_session_once,
+            session_cursor_round_trips_and_refuses_anything_else,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -93,6 +97,28 @@ pub fn session(user_id: &str, t: UnixTime, absolute_secs: i64, idle_secs: i64) -
         ip: Some("203.0.113.7".into()),
         user_agent: Some("conformance".into()),
         refresh_generation: 0,
+    }
+}
+
+/// Every live session of a user, following the pages of [`Store::list_sessions`]
+/// (each call examines at most [`MAX_SESSION_PAGE`] index entries).
+pub async fn all_sessions(
+    store: &dyn Store,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<Vec<Session>, StoreError> {
+    let mut all = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: MAX_SESSION_PAGE,
+    };
+    loop {
+        let got = store.list_sessions(user_id, now, &page).await?;
+        all.extend(got.sessions);
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(all),
+        }
     }
 }
 
@@ -209,10 +235,23 @@ pub async fn invalid_models_are_never_written(store: Arc<dyn Store>) {
     let mut s = session(&u.id, now(), 100, 200);
     s.idle_expiry = s.absolute_expiry + 1;
     assert!(matches!(
-        store.create_session(&s, &hash("h"), 0, now()).await,
+        store
+            .create_session(
+                &s,
+                &hash("h"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                now()
+            )
+            .await,
         Err(StoreError::Invalid(_))
     ));
-    assert!(store.list_sessions(&u.id, now()).await.unwrap().is_empty());
+    assert!(
+        all_sessions(&*store, &u.id, now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn update_user_replaces_and_rejects_unknown_or_renamed(store: Arc<dyn Store>) {
@@ -285,11 +324,26 @@ pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) 
     let t = now();
     let sessions: Vec<_> = (0..3).map(|_| session(&u.id, t, 3600, 3600)).collect();
     for s in &sessions {
-        store.create_session(s, &hash("x"), 0, t).await.unwrap();
+        store
+            .create_session(
+                s,
+                &hash("x"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t,
+            )
+            .await
+            .unwrap();
     }
     let theirs = session(&other.id, t, 3600, 3600);
     store
-        .create_session(&theirs, &hash("y"), 0, t)
+        .create_session(
+            &theirs,
+            &hash("y"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     let done = store
@@ -303,8 +357,7 @@ pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) 
             sessions_ended: 2
         }
     );
-    let left: Vec<_> = store
-        .list_sessions(&u.id, t)
+    let left: Vec<_> = all_sessions(&*store, &u.id, t)
         .await
         .unwrap()
         .into_iter()
@@ -318,7 +371,7 @@ pub async fn update_user_ends_sessions_in_the_same_write(store: Arc<dyn Store>) 
         .await
         .unwrap();
     assert_eq!(done.sessions_ended, 1);
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(all_sessions(&*store, &u.id, t).await.unwrap().is_empty());
     assert!(
         store
             .load_principal(&other.id, &theirs.sid, t)
@@ -335,16 +388,42 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
     let t = now();
     let mut u = stored_user(&store, "vera").await;
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("a"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("a"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
 
     u.password_hash = "$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into();
     store.update_user(&u, EndSessions::None).await.unwrap();
     let late = session(&u.id, t, 3600, 3600);
     assert!(matches!(
-        store.create_session(&late, &hash("b"), 0, t).await,
+        store
+            .create_session(
+                &late,
+                &hash("b"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t
+            )
+            .await,
         Err(StoreError::Conflict)
     ));
-    store.create_session(&late, &hash("b"), 1, t).await.unwrap();
+    store
+        .create_session(
+            &late,
+            &hash("b"),
+            1,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
 
     u.security_version = 1;
     u.disabled = true;
@@ -352,7 +431,13 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
     let while_disabled = session(&u.id, t, 3600, 3600);
     assert!(matches!(
         store
-            .create_session(&while_disabled, &hash("c"), 2, t)
+            .create_session(
+                &while_disabled,
+                &hash("c"),
+                2,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t
+            )
             .await,
         Err(StoreError::Conflict)
     ));
@@ -360,7 +445,15 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
     assert!(store.delete_user(&u.id).await.unwrap());
     let after_delete = session(&u.id, t, 3600, 3600);
     assert!(matches!(
-        store.create_session(&after_delete, &hash("d"), 2, t).await,
+        store
+            .create_session(
+                &after_delete,
+                &hash("d"),
+                2,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t
+            )
+            .await,
         Err(StoreError::Conflict)
     ));
     for refused in [&while_disabled, &after_delete] {
@@ -372,14 +465,20 @@ pub async fn create_session_requires_the_checked_user_version(store: Arc<dyn Sto
                 .is_none()
         );
     }
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(all_sessions(&*store, &u.id, t).await.unwrap().is_empty());
 }
 
 pub async fn delete_user_removes_claim_and_sessions(store: Arc<dyn Store>) {
     let u = stored_user(&store, "hank").await;
     let s = session(&u.id, now(), 3600, 3600);
     store
-        .create_session(&s, &hash("t0"), 0, now())
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            now(),
+        )
         .await
         .unwrap();
     assert!(store.delete_user(&u.id).await.unwrap());
@@ -431,7 +530,16 @@ pub async fn load_principal_returns_session_user_and_held_roles(store: Arc<dyn S
     store.create_user(&u).await.unwrap();
     let t = now();
     let s = session(&u.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let rec = store
         .load_principal(&u.id, &s.sid, t)
         .await
@@ -447,7 +555,16 @@ pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn
     let b = stored_user(&store, "jill").await;
     let t = now();
     let s = session(&a.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(
         store
             .load_principal(&b.id, &s.sid, t)
@@ -480,7 +597,13 @@ pub async fn load_principal_refuses_other_users_and_dead_sessions(store: Arc<dyn
     );
     let long_idle = session(&a.id, t, 100, 100);
     store
-        .create_session(&long_idle, &hash("t1"), 0, t)
+        .create_session(
+            &long_idle,
+            &hash("t1"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     assert!(
@@ -497,7 +620,16 @@ pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>
     let u = stored_user(&store, "kate").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
 
     let RotateOutcome::Rotated(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 1))
@@ -557,14 +689,28 @@ pub async fn rotation_then_grace_replay_then_reuse_revokes(store: Arc<dyn Store>
             .unwrap(),
         RotateOutcome::Invalid
     );
-    assert!(store.list_sessions(&u.id, t + 13).await.unwrap().is_empty());
+    assert!(
+        all_sessions(&*store, &u.id, t + 13)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn grace_window_is_anchored_to_first_rotation(store: Arc<dyn Store>) {
     let u = stored_user(&store, "liam").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -606,7 +752,16 @@ pub async fn rotation_extends_idle_but_never_past_absolute(store: Arc<dyn Store>
     let u = stored_user(&store, "mona").await;
     let t = now();
     let s = session(&u.id, t, 5000, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let RotateOutcome::Rotated(rec) = store
         .rotate_refresh(&rotate(&s, "t0", "t1", t + 1000))
         .await
@@ -657,7 +812,16 @@ pub async fn rotation_of_unknown_or_expired_session_is_invalid(store: Arc<dyn St
         RotateOutcome::Invalid
     );
     let s = session(&u.id, t, 3600, 600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t + 600))
@@ -666,7 +830,7 @@ pub async fn rotation_of_unknown_or_expired_session_is_invalid(store: Arc<dyn St
         RotateOutcome::Invalid
     );
     assert!(
-        store.list_sessions(&u.id, t).await.unwrap().is_empty(),
+        all_sessions(&*store, &u.id, t).await.unwrap().is_empty(),
         "expired session was removed"
     );
 }
@@ -675,7 +839,16 @@ pub async fn concurrent_rotations_of_one_token_form_one_lineage(store: Arc<dyn S
     let u = stored_user(&store, "omar").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let tasks = (0..20).map(|_| {
         let store = store.clone();
         let req = rotate(&s, "t0", "t1", t + 1);
@@ -717,28 +890,41 @@ pub async fn list_sessions_prunes_dead_sessions(store: Arc<dyn Store>) {
     let short = session(&u.id, t, 100, 100);
     let long = session(&u.id, t, 3600, 3600);
     store
-        .create_session(&short, &hash("a"), 0, t)
+        .create_session(
+            &short,
+            &hash("a"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     store
-        .create_session(&long, &hash("b"), 0, t + 1)
+        .create_session(
+            &long,
+            &hash("b"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t + 1,
+        )
         .await
         .unwrap();
-    let listed: Vec<_> = store
-        .list_sessions(&u.id, t + 1)
+    let listed: Vec<_> = all_sessions(&*store, &u.id, t + 1)
         .await
         .unwrap()
         .into_iter()
         .map(|s| s.sid)
         .collect();
     assert_eq!(listed, vec![short.sid.clone(), long.sid.clone()]);
-    let listed = store.list_sessions(&u.id, t + 100).await.unwrap();
+    let listed = all_sessions(&*store, &u.id, t + 100).await.unwrap();
     assert_eq!(listed, vec![long.clone()]);
     // Pruned for good, not only filtered: still gone when asked about an earlier time.
-    assert_eq!(store.list_sessions(&u.id, t + 1).await.unwrap(), vec![long]);
+    assert_eq!(
+        all_sessions(&*store, &u.id, t + 1).await.unwrap(),
+        vec![long]
+    );
     assert!(
-        store
-            .list_sessions(&random_id().unwrap(), t)
+        all_sessions(&*store, &random_id().unwrap(), t)
             .await
             .unwrap()
             .is_empty()
@@ -749,7 +935,16 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
     let u = stored_user(&store, "quin").await;
     let t = now();
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(
         !store
             .revoke_session(&u.id, &s.sid, Some(&hash("forged")))
@@ -782,7 +977,16 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
     );
 
     let s2 = session(&u.id, t, 3600, 3600);
-    store.create_session(&s2, &hash("u0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s2,
+            &hash("u0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     store
         .rotate_refresh(&rotate(&s2, "u0", "u1", t))
         .await
@@ -795,16 +999,34 @@ pub async fn revoke_session_with_and_without_proof(store: Arc<dyn Store>) {
         "previous token is proof too"
     );
     let s3 = session(&u.id, t, 3600, 3600);
-    store.create_session(&s3, &hash("v0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s3,
+            &hash("v0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(store.revoke_session(&u.id, &s3.sid, None).await.unwrap());
-    assert!(store.list_sessions(&u.id, t).await.unwrap().is_empty());
+    assert!(all_sessions(&*store, &u.id, t).await.unwrap().is_empty());
 }
 
 pub async fn replay_with_another_successor_is_reuse(store: Arc<dyn Store>) {
     let u = stored_user(&store, "sam").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -836,7 +1058,16 @@ pub async fn same_client_gets_its_successor_until_it_is_used(store: Arc<dyn Stor
     let u = stored_user(&store, "walt").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 86_400);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -873,7 +1104,16 @@ pub async fn made_up_token_for_a_real_session_changes_nothing(store: Arc<dyn Sto
     let u = stored_user(&store, "xena").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .rotate_refresh(&rotate(&s, "t0", "t1", t))
@@ -914,7 +1154,16 @@ pub async fn old_token_from_the_history_is_reuse(store: Arc<dyn Store>) {
     let u = stored_user(&store, "yara").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     for (i, dt) in (0..3).zip(1..) {
         let (p, n) = (format!("t{i}"), format!("t{}", i + 1));
         assert!(matches!(
@@ -949,7 +1198,13 @@ pub async fn token_history_is_bounded(store: Arc<dyn Store>) {
     // Hashes as long as real ones, so that the stored prefixes are what is compared.
     let token = |i: usize| format!("{i:-<43}");
     store
-        .create_session(&s, &hash(&token(0)), 0, t)
+        .create_session(
+            &s,
+            &hash(&token(0)),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     let rotations = REFRESH_HISTORY_LEN + 3;
@@ -994,7 +1249,16 @@ pub async fn one_user_cannot_revoke_another_users_session(store: Arc<dyn Store>)
     let other = stored_user(&store, "theo").await;
     let t = now();
     let s = session(&owner.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(!store.revoke_session(&other.id, &s.sid, None).await.unwrap());
     let done = store
         .update_user(&other, EndSessions::AllBut(None))
@@ -1014,7 +1278,16 @@ pub async fn an_empty_proof_revokes_nothing(store: Arc<dyn Store>) {
     let u = stored_user(&store, "uma").await;
     let t = now();
     let s = session(&u.id, t, 3600, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     assert!(
         !store
             .revoke_session(&u.id, &s.sid, Some(&hash("")))
@@ -1036,7 +1309,16 @@ pub async fn rotation_charges_its_rate_limit_in_the_same_call(store: Arc<dyn Sto
     let u = stored_user(&store, "vera").await;
     let t = now();
     let s = session(&u.id, t, 86_400, 3600);
-    store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+    store
+        .create_session(
+            &s,
+            &hash("t0"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
+        .await
+        .unwrap();
     let charge = |key: &str| {
         Some(RateCharge {
             key: key.into(),
@@ -1083,4 +1365,245 @@ pub async fn rotation_charges_its_rate_limit_in_the_same_call(store: Arc<dyn Sto
         panic!("another key has its own budget and t2 was untouched")
     };
     assert_eq!(rec.session.refresh_generation, 3);
+}
+
+/// `n` sessions of `user_id` created one second apart from `t`, each living an hour:
+/// the first is the oldest by creation and by absolute expiry.
+async fn sessions_in_order(
+    store: &Arc<dyn Store>,
+    user_id: &str,
+    t: UnixTime,
+    n: i64,
+    cap: u32,
+) -> Vec<Session> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let s = session(user_id, t + i, 3600, 3600);
+        store
+            .create_session(&s, &hash(&format!("c{i}")), 0, cap, t + i)
+            .await
+            .unwrap();
+        out.push(s);
+    }
+    out
+}
+
+fn sids(sessions: &[Session]) -> Vec<String> {
+    sessions.iter().map(|s| s.sid.clone()).collect()
+}
+
+pub async fn create_session_past_the_cap_ends_the_oldest(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "cappy").await;
+    let t = now();
+    let made = sessions_in_order(&store, &u.id, t, 3, 3).await;
+    let fourth = session(&u.id, t + 3, 3600, 3600);
+    let ended = store
+        .create_session(&fourth, &hash("c3"), 0, 3, t + 3)
+        .await
+        .unwrap();
+    assert_eq!(ended, vec![made[0].sid.clone()], "the oldest one ends");
+    assert_eq!(
+        store
+            .load_principal(&u.id, &made[0].sid, t + 3)
+            .await
+            .unwrap(),
+        None,
+        "its principal no longer loads"
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh(&rotate(&made[0], "c0", "c0'", t + 3))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    ));
+    let mut kept = made[1..].to_vec();
+    kept.push(fourth.clone());
+    assert_eq!(
+        sids(&all_sessions(&*store, &u.id, t + 3).await.unwrap()),
+        sids(&kept)
+    );
+    for s in &kept {
+        assert!(
+            store
+                .load_principal(&u.id, &s.sid, t + 3)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    // Only live sessions count: one that died idle makes room without ending another.
+    let idle_dead = session(&u.id, t + 4, 3600, 1);
+    let ended = store
+        .create_session(&idle_dead, &hash("c4"), 0, 4, t + 4)
+        .await
+        .unwrap();
+    assert!(ended.is_empty(), "4 live under a cap of 4: {ended:?}");
+    let fresh = session(&u.id, t + 10, 3600, 3600);
+    let ended = store
+        .create_session(&fresh, &hash("c5"), 0, 4, t + 10)
+        .await
+        .unwrap();
+    assert!(ended.is_empty(), "the idle-dead one made room: {ended:?}");
+
+    // A lowered cap ends every session past it at once (oldest first), never the new one.
+    let last = session(&u.id, t + 11, 3600, 3600);
+    let ended = store
+        .create_session(&last, &hash("c6"), 0, 1, t + 11)
+        .await
+        .unwrap();
+    assert_eq!(
+        ended,
+        vec![
+            made[1].sid.clone(),
+            made[2].sid.clone(),
+            fourth.sid.clone(),
+            fresh.sid.clone()
+        ]
+    );
+    assert_eq!(
+        all_sessions(&*store, &u.id, t + 11).await.unwrap(),
+        vec![last]
+    );
+}
+
+pub async fn list_sessions_pages_cover_every_live_session_once(store: Arc<dyn Store>) {
+    let u = stored_user(&store, "pager").await;
+    let t = now();
+    let mut made = sessions_in_order(&store, &u.id, t, 5, 100).await;
+    // Three created in the same second: equal absolute expiry, ordered by id.
+    for i in 0..3 {
+        let s = session(&u.id, t + 5, 3600, 3600);
+        store
+            .create_session(&s, &hash(&format!("tie{i}")), 0, 100, t + 5)
+            .await
+            .unwrap();
+        made.push(s);
+    }
+    // One that will be dead (idle) when listed: pruned, never listed.
+    let dying = session(&u.id, t + 6, 3600, 2);
+    store
+        .create_session(&dying, &hash("dying"), 0, 100, t + 6)
+        .await
+        .unwrap();
+    made.sort_by(|a, b| (a.absolute_expiry, &a.sid).cmp(&(b.absolute_expiry, &b.sid)));
+    let at = t + 8;
+
+    let mut listed = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: 3,
+    };
+    let mut calls = 0;
+    loop {
+        let got = store.list_sessions(&u.id, at, &page).await.unwrap();
+        calls += 1;
+        assert!(got.sessions.len() <= 3, "page of {}", got.sessions.len());
+        listed.extend(got.sessions);
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        sids(&listed),
+        sids(&made),
+        "every live session once, in order"
+    );
+    assert!(calls >= 3, "{calls} pages of at most 3 for 8 sessions");
+    assert!(!listed.iter().any(|s| s.sid == dying.sid));
+
+    // A session ending between two pages, the cursor's own included, neither skips nor
+    // repeats another.
+    let first = store
+        .list_sessions(
+            &u.id,
+            at,
+            &PageRequest {
+                after: None,
+                limit: 4,
+            },
+        )
+        .await
+        .unwrap();
+    let cursor = first.next.clone().unwrap();
+    assert_eq!(cursor.sid, made[3].sid);
+    assert!(
+        store
+            .revoke_session(&u.id, &made[3].sid, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_session(&u.id, &made[1].sid, None)
+            .await
+            .unwrap()
+    );
+    let mut rest = Vec::new();
+    let mut page = PageRequest {
+        after: Some(cursor),
+        limit: 4,
+    };
+    loop {
+        let got = store.list_sessions(&u.id, at, &page).await.unwrap();
+        rest.extend(got.sessions);
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(sids(&rest), sids(&made[4..]));
+
+    // A limit out of range is clamped, never unbounded or empty.
+    let one = store
+        .list_sessions(
+            &u.id,
+            at,
+            &PageRequest {
+                after: None,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.sessions.len(), 1);
+    assert!(one.next.is_some());
+    let unknown = store
+        .list_sessions(
+            &random_id().unwrap(),
+            at,
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown,
+        SessionPage {
+            sessions: vec![],
+            next: None
+        }
+    );
+}
+
+pub async fn session_cursor_round_trips_and_refuses_anything_else(_store: Arc<dyn Store>) {
+    let c = SessionCursor {
+        absolute_expiry: 1_700_000_000,
+        sid: random_id().unwrap(),
+    };
+    assert_eq!(c.to_string().parse::<SessionCursor>().unwrap(), c);
+    for bad in [
+        "",
+        "1700000000",
+        "x.AAAAAAAAAAAAAAAAAAAAAA",
+        "1.short",
+        "1.AAAAAAAAAAAAAAAAAAAA:A",
+        "1.AAAAAAAAAAAAAAAAAAAAAA.x",
+    ] {
+        assert!(bad.parse::<SessionCursor>().is_err(), "{bad:?}");
+    }
 }

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use redauth_core::clock::UnixTime;
+use redauth_core::model::SessionId;
 use redauth_core::store::{
-    EndSessions, InvalidationSink, LinkedCookieSession, PrincipalRecord, RotateOutcome,
-    RotateRequest, UserUpdate,
+    EndSessions, InvalidationSink, LinkedCookieSession, PageRequest, PrincipalRecord,
+    RotateOutcome, RotateRequest, SessionPage, UserUpdate,
 };
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Session, Store, StoreError, User};
@@ -155,11 +156,12 @@ impl Store for PausingStore {
         session: &Session,
         refresh: &TokenHash,
         user_version: u64,
+        max_sessions: u32,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<SessionId>, StoreError> {
         self.gate("create_session").await;
         self.inner
-            .create_session(session, refresh, user_version, now)
+            .create_session(session, refresh, user_version, max_sessions, now)
             .await
     }
     async fn load_principal(
@@ -181,9 +183,10 @@ impl Store for PausingStore {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<Session>, StoreError> {
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         self.gate("list_sessions").await;
-        self.inner.list_sessions(user_id, now).await
+        self.inner.list_sessions(user_id, now, page).await
     }
     async fn revoke_session(
         &self,

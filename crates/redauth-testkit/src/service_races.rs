@@ -37,6 +37,7 @@ macro_rules! service_race_tests {
             a_slow_load_does_not_cache_a_session_revoked_meanwhile,
             the_last_admin_cannot_be_removed,
             two_admins_removing_each_other_at_once_leave_one,
+            a_login_past_the_cap_evicts_the_ended_session_from_this_nodes_cache,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {
@@ -60,6 +61,10 @@ struct Rig {
 }
 
 async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
+    rig_with_policy(inner, roles, SessionPolicy::default()).await
+}
+
+async fn rig_with_policy(inner: Arc<dyn Store>, roles: &[&str], sessions: SessionPolicy) -> Rig {
     let store = PausingStore::new(inner);
     let keys =
         TokenKeys::from_single_secret(&Secret::new("service races secret, 32 bytes or more"))
@@ -89,7 +94,7 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
         )
         .unwrap(),
         password_policy: PasswordPolicy::default(),
-        sessions: SessionPolicy::default(),
+        sessions,
         cache_capacity: 1000,
         cache_max_age_secs: redauth_core::cache::DEFAULT_MAX_AGE_SECS,
         limits: BruteForceLimits {
@@ -143,7 +148,7 @@ impl Rig {
 
     async fn session_count(&self) -> usize {
         self.service
-            .list_sessions(&self.user.id)
+            .list_all_sessions(&self.user.id)
             .await
             .unwrap()
             .len()
@@ -292,7 +297,7 @@ pub async fn login_racing_a_logout_everywhere_is_ordered_after_it(store: Arc<dyn
     let tokens = result.unwrap();
     assert_eq!(rig.session_count().await, 1);
     assert_eq!(
-        rig.service.list_sessions(&rig.user.id).await.unwrap()[0].sid,
+        rig.service.list_all_sessions(&rig.user.id).await.unwrap()[0].sid,
         tokens.principal.session_id.as_str()
     );
 }
@@ -416,4 +421,54 @@ pub async fn two_admins_removing_each_other_at_once_leave_one(store: Arc<dyn Sto
         }
     }
     assert_eq!(left, 1);
+}
+
+/// The session a login ends for the cap must stop working on the node that ran the
+/// login at once, whatever the feed: the embedded store has none, and a Redis node's own
+/// message may arrive after the next request.
+pub async fn a_login_past_the_cap_evicts_the_ended_session_from_this_nodes_cache(
+    inner: Arc<dyn Store>,
+) {
+    let capped = SessionPolicy {
+        max_sessions_per_user: 2,
+        ..SessionPolicy::default()
+    };
+    let rig = rig_with_policy(inner, &[], capped).await;
+    let mut issued = Vec::new();
+    for _ in 0..2 {
+        let t = rig.login(OLD_PASSWORD).await.unwrap();
+        rig.service.authenticate(&t.access_token).await.unwrap();
+        issued.push(t);
+    }
+    // Cached now: a hit never reads the store.
+    for t in &issued {
+        rig.service.authenticate(&t.access_token).await.unwrap();
+    }
+    let third = rig.login(OLD_PASSWORD).await.unwrap();
+    issued.push(third);
+    let live: Vec<_> = rig
+        .service
+        .list_all_sessions(&rig.user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(live.len(), 2, "the cap holds");
+    let (ended, kept): (Vec<_>, Vec<_>) = issued.iter().partition(|t| {
+        !live
+            .iter()
+            .any(|s| s.as_str() == t.principal.session_id.as_str())
+    });
+    assert_eq!(ended.len(), 1);
+    assert!(
+        matches!(
+            rig.service.authenticate(&ended[0].access_token).await,
+            Err(AuthError::InvalidToken)
+        ),
+        "the ended session is still served from this node's cache"
+    );
+    for t in kept {
+        rig.service.authenticate(&t.access_token).await.unwrap();
+    }
 }

@@ -444,9 +444,15 @@ async fn logged_in(auth: &Arc<dyn Store>, at: UnixTime, idle: i64) -> (String, S
     u.roles = vec!["reader".into()];
     auth.create_user(&u).await.unwrap();
     let s = crate::conformance::session(&u.id, at, 3600, idle);
-    auth.create_session(&s, &TokenHash("t0".into()), 0, at)
-        .await
-        .unwrap();
+    auth.create_session(
+        &s,
+        &TokenHash("t0".into()),
+        0,
+        redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+        at,
+    )
+    .await
+    .unwrap();
     (u.id, s.sid)
 }
 
@@ -631,9 +637,15 @@ pub async fn ending_a_login_session_ends_its_cookie_sessions(t: SessionStoreUnde
         let (uid, sid) = logged_in(&auth, at, 3600).await;
         let (_, other_sid) = {
             let s = crate::conformance::session(&uid, at, 3600, 3600);
-            auth.create_session(&s, &TokenHash("o".into()), 0, at)
-                .await
-                .unwrap();
+            auth.create_session(
+                &s,
+                &TokenHash("o".into()),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                at,
+            )
+            .await
+            .unwrap();
             (uid.clone(), s.sid)
         };
         let linked = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));

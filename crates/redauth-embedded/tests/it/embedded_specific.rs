@@ -60,7 +60,16 @@ async fn data_survives_a_restart() {
         let store = EmbeddedStore::open(&dir).unwrap();
         store.put_role(&role).await.unwrap();
         store.create_user(&u).await.unwrap();
-        store.create_session(&s, &hash("t0"), 0, t).await.unwrap();
+        store
+            .create_session(
+                &s,
+                &hash("t0"),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t,
+            )
+            .await
+            .unwrap();
     }
 
     let store = EmbeddedStore::open(&dir).unwrap();
@@ -99,7 +108,9 @@ async fn data_survives_a_restart() {
     };
     assert_eq!(rec.session, rotated);
     assert_eq!(
-        store.list_sessions(&u.id, t + 2).await.unwrap(),
+        redauth_testkit::conformance::all_sessions(&store, &u.id, t + 2)
+            .await
+            .unwrap(),
         vec![rotated]
     );
 }
@@ -184,7 +195,16 @@ async fn sweep_expired_deletes_only_dead_sessions() {
         (&refreshed, "d"),
         (&theirs, "e"),
     ] {
-        store.create_session(s, &hash(h), 0, t).await.unwrap();
+        store
+            .create_session(
+                s,
+                &hash(h),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                t,
+            )
+            .await
+            .unwrap();
     }
     assert!(matches!(
         store
@@ -214,9 +234,13 @@ async fn sweep_expired_deletes_only_dead_sessions() {
             s.sid
         );
     }
-    assert!(store.list_sessions(&v.id, t + 1).await.unwrap().is_empty());
-    let mut listed: Vec<_> = store
-        .list_sessions(&u.id, t + 100)
+    assert!(
+        redauth_testkit::conformance::all_sessions(&store, &v.id, t + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut listed: Vec<_> = redauth_testkit::conformance::all_sessions(&store, &u.id, t + 100)
         .await
         .unwrap()
         .into_iter()
@@ -248,11 +272,23 @@ async fn background_sweeper_sweeps_and_ends_with_the_store() {
     let dying = session(&u.id, t, 3600, 60);
     let staying = session(&u.id, t, 3600, 3600);
     store
-        .create_session(&dying, &hash("a"), 0, t)
+        .create_session(
+            &dying,
+            &hash("a"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     store
-        .create_session(&staying, &hash("b"), 0, t)
+        .create_session(
+            &staying,
+            &hash("b"),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            t,
+        )
         .await
         .unwrap();
     clock.advance(60);

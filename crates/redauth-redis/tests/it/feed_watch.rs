@@ -67,7 +67,13 @@ async fn a_silent_subscription_is_reported_lost_within_the_bound_and_resubscribe
     );
     for s in [&s1, &s2] {
         writer
-            .create_session(s, &TokenHash("t".into()), 0, now())
+            .create_session(
+                s,
+                &TokenHash("t".into()),
+                0,
+                redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+                now(),
+            )
             .await
             .unwrap();
     }

@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod bounded_scripts;
 mod conformance;
 mod cookie_sessions;
 mod feed_watch;

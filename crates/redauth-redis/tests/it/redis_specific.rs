@@ -24,7 +24,13 @@ async fn principal_load_and_rotation_are_one_round_trip_each() {
     store.create_user(&u).await.unwrap();
     let s = session(&u.id, now(), 3600, 3600);
     store
-        .create_session(&s, &TokenHash("t0".into()), 0, now())
+        .create_session(
+            &s,
+            &TokenHash("t0".into()),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            now(),
+        )
         .await
         .unwrap();
 
@@ -150,7 +156,13 @@ async fn revocations_on_one_store_reach_the_feed_of_another() {
     writer.create_user(&u).await.unwrap();
     let s = session(&u.id, now(), 3600, 3600);
     writer
-        .create_session(&s, &TokenHash("t".into()), 0, now())
+        .create_session(
+            &s,
+            &TokenHash("t".into()),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            now(),
+        )
         .await
         .unwrap();
     // A store with another key prefix is another deployment: its events stay apart.
@@ -201,7 +213,13 @@ async fn keys_follow_the_documented_layout_and_expiry() {
         .unwrap();
     let s = session(&u.id, now(), 7200, 3600);
     store
-        .create_session(&s, &TokenHash("t".into()), 0, now())
+        .create_session(
+            &s,
+            &TokenHash("t".into()),
+            0,
+            redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER,
+            now(),
+        )
         .await
         .unwrap();
 

@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redauth_core::service::IssuedTokens;
-use redauth_core::{AuthError, Session};
+use redauth_core::{AuthError, Session, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -267,18 +267,44 @@ impl SessionView {
     }
 }
 
+/// `?limit=&cursor=` of `GET /api/auth/sessions`. Kept as text so that a malformed
+/// value gets the service's own validation error, not the extractor's.
+#[derive(Deserialize)]
+pub struct SessionsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// One page of the caller's sessions: `{"sessions": [...], "next_cursor": "…" | null}`.
+/// Without `cursor` it is the first page, as before pagination (`sessions` unchanged);
+/// a client follows `next_cursor` until it is null.
 pub async fn sessions(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
+    query: Result<Query<SessionsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list: Vec<_> = state
+    let Query(query) =
+        query.map_err(|_| ApiError::invalid_request("query: expected limit and cursor"))?;
+    let limit = query
+        .limit
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| AuthError::from(ValidationError::new("limit", "must be 1 to 100")))
+        })
+        .transpose()?;
+    let page = state
         .service
-        .list_sessions(&p.user_id)
-        .await?
+        .list_sessions(&p.user_id, limit, query.cursor.as_deref())
+        .await?;
+    let list: Vec<_> = page
+        .sessions
         .into_iter()
         .map(|s| SessionView::new(s, &p.session_id))
         .collect();
-    Ok(Json(serde_json::json!({ "sessions": list })))
+    Ok(Json(serde_json::json!({
+        "sessions": list,
+        "next_cursor": page.next.map(|c| c.to_string()),
+    })))
 }
 
 pub async fn delete_session(

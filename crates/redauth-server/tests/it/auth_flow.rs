@@ -260,7 +260,7 @@ async fn twenty_parallel_refreshes_with_one_token_share_one_successor() {
     );
     let sessions = app
         .service
-        .list_sessions(&app.service.find_user("alice").await.unwrap().id)
+        .list_all_sessions(&app.service.find_user("alice").await.unwrap().id)
         .await
         .unwrap();
     assert_eq!(sessions[0].refresh_generation, 2);

@@ -425,7 +425,7 @@ async fn a_proxy_header_is_trusted_only_when_configured() {
     );
     let sessions = app
         .service
-        .list_sessions(&app.service.find_user("alice").await.unwrap().id)
+        .list_all_sessions(&app.service.find_user("alice").await.unwrap().id)
         .await
         .unwrap();
     let mut ips: Vec<_> = sessions.iter().map(|s| s.ip.clone().unwrap()).collect();

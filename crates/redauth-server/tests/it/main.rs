@@ -21,6 +21,7 @@ mod http_hygiene;
 mod interop_sveltekit;
 mod jwt_attacks;
 mod logs;
+mod session_cap;
 mod sessions;
 mod support;
 mod three_nodes;
