@@ -168,6 +168,10 @@ async fn run(args: &Args) -> Result<()> {
         ),
         // The load comes from many simulated clients (see workloads::client_ip).
         ("REDAUTH_CLIENT_IP_HEADER".into(), "x-real-ip".into()),
+        // One bench user holds every workload's sessions (P1, P2, P3 and P6 log it in
+        // hundreds of times); the default cap of 100 live sessions would end the
+        // oldest while they are in use.
+        ("REDAUTH_MAX_SESSIONS_PER_USER".into(), "10000".into()),
     ];
     for kv in &args.server_env {
         let (k, v) = kv
