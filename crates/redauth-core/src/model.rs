@@ -53,8 +53,26 @@ impl std::fmt::Debug for User {
 }
 
 /// Usernames compare case-insensitively: `Alice` and `alice` are one account.
+/// The form a username is unique in: NFKC, case-folded, NFKC again (Unicode's
+/// `NFKC_Casefold` as far as it matters here). So `ALICE`, `ａｌｉｃｅ` (fullwidth) and
+/// `Kate` with a Kelvin sign name the same account as `alice` and `kate`.
 pub fn normalize_username(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let nfkc: String = username.nfkc().collect();
+    caseless::default_case_fold_str(&nfkc).nfkc().collect()
+}
+
+/// The lower-cased form usernames were unique in before [`normalize_username`]: stores
+/// also look a name up under it, so accounts made then are still found.
+pub fn legacy_normalized_username(username: &str) -> String {
     username.to_lowercase()
+}
+
+/// The UTS #39 skeleton of a username: two names with one skeleton look alike
+/// (`аlice` with a Cyrillic а, `alıce` with a dotless ı, and `alice`), so a second
+/// one is refused as taken.
+pub fn username_skeleton(username: &str) -> String {
+    unicode_security::skeleton(&normalize_username(username)).collect()
 }
 
 impl User {
@@ -297,6 +315,18 @@ impl Serialize for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_normalize_by_nfkc_and_case_folding_and_look_alikes_share_a_skeleton() {
+        assert_eq!(normalize_username("ＡＬＩＣＥ"), "alice");
+        assert_eq!(normalize_username("\u{212a}ate"), "kate");
+        assert_eq!(normalize_username("Straße"), "strasse");
+        assert_ne!(normalize_username("\u{430}lice"), "alice");
+        assert_eq!(username_skeleton("\u{430}lice"), username_skeleton("alice"));
+        assert_eq!(username_skeleton("al\u{131}ce"), username_skeleton("alice"));
+        assert_ne!(username_skeleton("alice"), username_skeleton("alicia"));
+        assert_eq!(legacy_normalized_username("Straße"), "straße");
+    }
     use crate::ids::random_id;
 
     fn user() -> User {

@@ -33,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redauth_core::clock::{Clock, UnixTime};
 use redauth_core::model::SessionId;
-use redauth_core::model::normalize_username;
+use redauth_core::model::{legacy_normalized_username, normalize_username, username_skeleton};
 use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::store::{
     EndSessions, LinkedCookieSession, MAX_SESSION_PAGE, PageRequest, PrincipalRecord,
@@ -324,6 +324,12 @@ fn short_hash(hash: &str) -> String {
     hash.chars().take(REFRESH_HISTORY_HASH_CHARS).collect()
 }
 
+/// The `usernames` key of a name's confusable skeleton. Usernames cannot contain ':',
+/// so it never meets a username.
+fn look_key(username: &str) -> String {
+    format!("look:{}", username_skeleton(username))
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -335,11 +341,16 @@ impl Store for EmbeddedStore {
         let user = user.clone();
         self.write(move |txn| {
             let normalized = normalize_username(&user.username);
+            let look = look_key(&user.username);
+            let legacy = legacy_normalized_username(&user.username);
             let mut names = txn.open_table(USERNAMES).db()?;
-            if names.get(normalized.as_str()).db()?.is_some() {
-                return Err(StoreError::UsernameTaken);
+            for key in [&normalized, &look, &legacy] {
+                if names.get(key.as_str()).db()?.is_some() {
+                    return Err(StoreError::UsernameTaken);
+                }
             }
             names.insert(normalized.as_str(), user.id.as_str()).db()?;
+            names.insert(look.as_str(), user.id.as_str()).db()?;
             txn.open_table(USERS)
                 .db()?
                 .insert(user.id.as_str(), encode(&user)?.as_str())
@@ -385,6 +396,13 @@ impl Store for EmbeddedStore {
                 .insert(user.id.as_str(), encode(&user)?.as_str())
                 .db()?;
             drop(users);
+            // A user made before skeletons were kept claims its own on its next write.
+            let mut names = txn.open_table(USERNAMES).db()?;
+            let look = look_key(&user.username);
+            if names.get(look.as_str()).db()?.is_none() {
+                names.insert(look.as_str(), user.id.as_str()).db()?;
+            }
+            drop(names);
             let mut ended = 0;
             if let Some(keep) = end {
                 let mut sessions = SessionTables::open(txn)?;
@@ -409,14 +427,20 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    /// Under the NFKC key, then under the lower-cased key users made before NFKC have.
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let normalized = normalize_username(username);
+        let keys = [
+            normalize_username(username),
+            legacy_normalized_username(username),
+        ];
         self.read(move |txn| {
             let names = txn.open_table(USERNAMES).db()?;
-            let Some(id) = names.get(normalized.as_str()).db()? else {
-                return Ok(None);
-            };
-            read_user(&txn.open_table(USERS).db()?, id.value())
+            for key in &keys {
+                if let Some(id) = names.get(key.as_str()).db()? {
+                    return read_user(&txn.open_table(USERS).db()?, id.value());
+                }
+            }
+            Ok(None)
         })
         .await
     }
@@ -442,13 +466,18 @@ impl Store for EmbeddedStore {
             };
             users.remove(id.as_str()).db()?;
             let mut names = txn.open_table(USERNAMES).db()?;
-            let normalized = normalize_username(&user.username);
-            let claimed_by_this_user = names
-                .get(normalized.as_str())
-                .db()?
-                .is_some_and(|owner| owner.value() == id);
-            if claimed_by_this_user {
-                names.remove(normalized.as_str()).db()?;
+            for key in [
+                normalize_username(&user.username),
+                look_key(&user.username),
+                legacy_normalized_username(&user.username),
+            ] {
+                let claimed_by_this_user = names
+                    .get(key.as_str())
+                    .db()?
+                    .is_some_and(|owner| owner.value() == id);
+                if claimed_by_this_user {
+                    names.remove(key.as_str()).db()?;
+                }
             }
             let mut sessions = SessionTables::open(txn)?;
             for record in sessions.of_user(&id)? {

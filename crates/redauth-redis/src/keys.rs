@@ -63,6 +63,14 @@ impl Keys {
         format!("{}username:{normalized}", self.prefix)
     }
 
+    /// `Pusername-look:<skeleton>`: string, the user id; the guard against names that
+    /// look alike ([`redauth_core::model::username_skeleton`]). No TTL; written by
+    /// create user (and claimed by a user's next write if it predates it), deleted by
+    /// delete user.
+    pub fn username_skeleton(&self, skeleton: &str) -> String {
+        format!("{}username-look:{skeleton}", self.prefix)
+    }
+
     pub fn users(&self) -> String {
         format!("{}users", self.prefix)
     }

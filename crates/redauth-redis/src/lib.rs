@@ -381,6 +381,18 @@ impl Store for RedisStore {
                     .key(self.keys.username(&normalized))
                     .key(self.keys.user(&user.id))
                     .key(self.keys.users())
+                    .key(
+                        self.keys
+                            .username_skeleton(&redauth_core::model::username_skeleton(
+                                &user.username,
+                            )),
+                    )
+                    .key(
+                        self.keys
+                            .username(&redauth_core::model::legacy_normalized_username(
+                                &user.username,
+                            )),
+                    )
                     .arg(&user.id)
                     .arg(encode_json(user)?),
             )
@@ -408,6 +420,10 @@ impl Store for RedisStore {
         };
         let mut inv = self.scripts.update_user.key(self.keys.user(&user.id));
         inv.key(self.keys.user_sessions(&user.id))
+            .key(
+                self.keys
+                    .username_skeleton(&redauth_core::model::username_skeleton(&user.username)),
+            )
             .arg(encode_json(&stored)?)
             .arg(self.keys.invalidation_channel())
             .arg(&user.id)
@@ -450,18 +466,29 @@ impl Store for RedisStore {
         json.map(|j| decode_json(&j)).transpose()
     }
 
+    /// Under the NFKC key, then (a second round trip, only for a name whose lower-cased
+    /// form differs, and only on a miss) under the key users made before NFKC have.
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let normalized = redauth_core::model::normalize_username(username);
-        let json: Option<String> = self
-            .run(
-                self.scripts
-                    .find_user_by_username
-                    .key(self.keys.username(&normalized))
-                    .arg(self.keys.user_key_prefix())
-                    .arg(Keys::USER_KEY_SUFFIX),
-            )
-            .await?;
-        json.map(|j| decode_json(&j)).transpose()
+        let legacy = redauth_core::model::legacy_normalized_username(username);
+        for key in [&normalized, &legacy] {
+            let json: Option<String> = self
+                .run(
+                    self.scripts
+                        .find_user_by_username
+                        .key(self.keys.username(key))
+                        .arg(self.keys.user_key_prefix())
+                        .arg(Keys::USER_KEY_SUFFIX),
+                )
+                .await?;
+            if let Some(j) = json {
+                return decode_json(&j).map(Some);
+            }
+            if legacy == normalized {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -490,6 +517,18 @@ impl Store for RedisStore {
                     .key(self.keys.username(&normalized))
                     .key(self.keys.users())
                     .key(self.keys.user_sessions(id))
+                    .key(
+                        self.keys
+                            .username_skeleton(&redauth_core::model::username_skeleton(
+                                &user.username,
+                            )),
+                    )
+                    .key(
+                        self.keys
+                            .username(&redauth_core::model::legacy_normalized_username(
+                                &user.username,
+                            )),
+                    )
                     .arg(id)
                     .arg(self.keys.session_prefix(id))
                     .arg(self.keys.invalidation_channel())

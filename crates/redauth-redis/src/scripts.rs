@@ -295,19 +295,26 @@ redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1
 ";
 
-/// KEYS: username, user, users set. ARGV: uid, user JSON. 0 if the username is taken
+/// KEYS: username, user, users set, username skeleton, legacy username (the lower-cased
+/// key of users made before NFKC; only read). ARGV: uid, user JSON. 0 if the username
+/// is taken
 /// by another user (the same user again is a retried create: done).
 const CREATE_USER: &str = r"
+local look = redis.call('GET', KEYS[4])
+if look and look ~= ARGV[1] then return 0 end
+local legacy = redis.call('GET', KEYS[5])
+if legacy and legacy ~= ARGV[1] then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[4], ARGV[1])
 return 1
 ";
 
-/// KEYS: user, user's session index. ARGV: user JSON (at the new version), channel,
+/// KEYS: user, user's session index, username skeleton. ARGV: user JSON (at the new version), channel,
 /// uid, the version the write is based on, '1' to end sessions (then: the sid to keep
 /// or '', session key prefix, batch) or '0'.
 /// Returns {1, sessions ended, 1 if ids beyond the batch are left}, {0} if absent,
@@ -324,6 +331,8 @@ local new = cjson.decode(ARGV[1])
 if (old.security_version or 0) ~= tonumber(ARGV[4]) then return {-2} end
 if old.username ~= new.username then return {-1} end
 redis.call('SET', KEYS[1], ARGV[1])
+-- A user made before skeletons were kept claims its own on its next write.
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
 local n, kept, more = 0, 0, 0
 if ARGV[5] == '1' then
   for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[8]) - 1)) do
@@ -340,7 +349,8 @@ redis.call('PUBLISH', ARGV[2], 'user:' .. ARGV[3])
 return {1, n, more}
 ";
 
-/// KEYS: user, username, users set, user's session index.
+/// KEYS: user, username, users set, user's session index, username skeleton, legacy
+/// username.
 /// ARGV: uid, session key prefix, channel, batch.
 /// 0 if absent; 1 done; 2 done but the index had more than `batch` ids: the user is
 /// gone (so none of its sessions loads any more) and the store ends the rest with
@@ -348,6 +358,8 @@ return {1, n, more}
 const DELETE_USER: &str = r"
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
 redis.call('SREM', KEYS[3], ARGV[1])
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[4]) - 1)) do
   end_login_session(ARGV[2] .. sid)

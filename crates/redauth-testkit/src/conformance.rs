@@ -25,6 +25,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $factory;
             user_round_trip,
             username_is_unique_case_insensitively,
+            usernames_are_unique_up_to_nfkc_case_folding_and_confusables,
             concurrent_creates_of_one_username_yield_one_user,
             invalid_models_are_never_written,
             update_user_replaces_and_rejects_unknown_or_renamed,
@@ -191,6 +192,37 @@ pub async fn username_is_unique_case_insensitively(store: Arc<dyn Store>) {
     let err = store.create_user(&user("CAROL")).await.unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
     assert_eq!(store.list_users().await.unwrap().len(), 1);
+}
+
+/// Issue 11, item 10: `ａｌｉｃｅ` (fullwidth) and `ALICE` are `alice`; `аlice` (Cyrillic
+/// а) and `alıce` (dotless ı) look like it and are refused as taken; `Kate` with a
+/// Kelvin sign is `kate`. Deleting the user frees the name and its look-alikes.
+pub async fn usernames_are_unique_up_to_nfkc_case_folding_and_confusables(store: Arc<dyn Store>) {
+    let alice = stored_user(&store, "alice").await;
+    for squatter in ["ａｌｉｃｅ", "ALICE", "\u{430}lice", "al\u{131}ce"] {
+        assert!(
+            matches!(
+                store.create_user(&user(squatter)).await,
+                Err(StoreError::UsernameTaken)
+            ),
+            "{squatter}"
+        );
+    }
+    assert_eq!(
+        store
+            .find_user_by_username("ＡＬＩＣＥ")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(alice.id.clone())
+    );
+    stored_user(&store, "kate").await;
+    assert!(matches!(
+        store.create_user(&user("\u{212a}ate")).await,
+        Err(StoreError::UsernameTaken)
+    ));
+    assert!(store.delete_user(&alice.id).await.unwrap());
+    store.create_user(&user("\u{430}lice")).await.unwrap();
 }
 
 pub async fn concurrent_creates_of_one_username_yield_one_user(store: Arc<dyn Store>) {

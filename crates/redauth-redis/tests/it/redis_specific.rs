@@ -231,6 +231,7 @@ async fn keys_follow_the_documented_layout_and_expiry() {
         format!("lay:{{u:{}}}:s:{}", u.id, s.sid),
         format!("lay:{{u:{}}}:sessions", u.id),
         "lay:username:alice".to_owned(),
+        "lay:username-look:alice".to_owned(),
         "lay:users".to_owned(),
         "lay:roles".to_owned(),
     ];
@@ -312,4 +313,39 @@ async fn reservations_over_several_keys_never_overspend_and_refund() {
         Decision::Allowed,
         "the refund gave one unit of the total back"
     );
+}
+
+/// Issue 11, item 10: a user stored before NFKC (under the lower-cased key, with no
+/// skeleton) is still found, and claims its skeleton on its next write.
+#[tokio::test]
+async fn users_from_before_nfkc_are_found_and_claim_their_skeleton_on_write() {
+    use redauth_core::store::EndSessions;
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "old:")).unwrap();
+    let u = user("Straße");
+    store.create_user(&u).await.unwrap();
+    // As an older redauth left it: the lower-cased key, no skeleton key.
+    let mut con = server.client().get_connection().unwrap();
+    let _: () = redis::cmd("RENAME")
+        .arg("old:username:strasse")
+        .arg("old:username:straße")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("old:username-look:strasse")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        store
+            .find_user_by_username("STRAßE")
+            .await
+            .unwrap()
+            .map(|f| f.id),
+        Some(u.id.clone())
+    );
+    store.update_user(&u, EndSessions::None).await.unwrap();
+    assert!(matches!(
+        store.create_user(&user("STRASSE")).await,
+        Err(redauth_core::StoreError::UsernameTaken)
+    ));
 }
