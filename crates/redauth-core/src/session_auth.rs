@@ -206,11 +206,12 @@ impl SessionAuth {
         let id = self
             .manager
             .validate_cookie(presented.ok_or(CookieSessionError::Missing)?)?;
-        // Before any read: a principal loaded below is cached only if no invalidation
-        // overtook the reads (issue 10, item 6).
-        let ticket = self.service.cache().load_ticket();
         let cached = self.service.cache().get_cookie_session(&id);
         let mut fresh = cached.is_none();
+        // Taken before each store read whose principal may be cached below, so it is
+        // cached only if no invalidation overtook the read (issue 10, item 6). A check
+        // served wholly from memory reads nothing and takes none.
+        let mut ticket = fresh.then(|| self.service.cache().load_ticket());
         // Not cached: the store reads the cookie session and the principal of the login
         // session it links to together, in one round trip.
         let (mut session, mut linked) = match cached {
@@ -231,11 +232,16 @@ impl SessionAuth {
                 if !fresh {
                     // The principal was evicted (a revocation, a role change): the
                     // cached cookie session is no longer trusted either.
+                    ticket = Some(self.service.cache().load_ticket());
                     (session, linked) = self.manager.get_by_id_with_principal(&id).await?;
                     fresh = true;
                 }
                 let link =
                     SessionLink::from_data(&session.data).ok_or(CookieSessionError::NotFound)?;
+                // Always set by now (a read happened); a fresh one is only more cautious.
+                let ticket = ticket
+                    .take()
+                    .unwrap_or_else(|| self.service.cache().load_ticket());
                 match self.load_principal(&link, linked.take(), ticket).await? {
                     Some(p) => principal = Some(p),
                     None => {

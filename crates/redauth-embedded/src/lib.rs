@@ -324,10 +324,15 @@ fn short_hash(hash: &str) -> String {
     hash.chars().take(REFRESH_HISTORY_HASH_CHARS).collect()
 }
 
-/// The `usernames` key of a name's confusable skeleton. Usernames cannot contain ':',
-/// so it never meets a username.
-fn look_key(username: &str) -> String {
-    format!("look:{}", username_skeleton(username))
+/// The three `usernames` keys a user's name claims: its NFKC form, its look-alike
+/// skeleton (as `look:<skeleton>`: usernames cannot contain ':', so it never meets a
+/// username) and its pre-NFKC lower-cased form (read by create, released by delete).
+fn username_claims(username: &str) -> [String; 3] {
+    [
+        normalize_username(username),
+        format!("look:{}", username_skeleton(username)),
+        legacy_normalized_username(username),
+    ]
 }
 
 #[async_trait]
@@ -340,11 +345,10 @@ impl Store for EmbeddedStore {
         user.validate()?;
         let user = user.clone();
         self.write(move |txn| {
-            let normalized = normalize_username(&user.username);
-            let look = look_key(&user.username);
-            let legacy = legacy_normalized_username(&user.username);
+            let claims = username_claims(&user.username);
+            let [normalized, look, _] = &claims;
             let mut names = txn.open_table(USERNAMES).db()?;
-            for key in [&normalized, &look, &legacy] {
+            for key in &claims {
                 if names.get(key.as_str()).db()?.is_some() {
                     return Err(StoreError::UsernameTaken);
                 }
@@ -398,7 +402,7 @@ impl Store for EmbeddedStore {
             drop(users);
             // A user made before skeletons were kept claims its own on its next write.
             let mut names = txn.open_table(USERNAMES).db()?;
-            let look = look_key(&user.username);
+            let [_, look, _] = username_claims(&user.username);
             if names.get(look.as_str()).db()?.is_none() {
                 names.insert(look.as_str(), user.id.as_str()).db()?;
             }
@@ -466,11 +470,7 @@ impl Store for EmbeddedStore {
             };
             users.remove(id.as_str()).db()?;
             let mut names = txn.open_table(USERNAMES).db()?;
-            for key in [
-                normalize_username(&user.username),
-                look_key(&user.username),
-                legacy_normalized_username(&user.username),
-            ] {
+            for key in username_claims(&user.username) {
                 let claimed_by_this_user = names
                     .get(key.as_str())
                     .db()?

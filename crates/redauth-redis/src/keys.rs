@@ -71,6 +71,19 @@ impl Keys {
         format!("{}username-look:{skeleton}", self.prefix)
     }
 
+    /// The three keys a user's name claims: its NFKC form, its look-alike skeleton and
+    /// its pre-NFKC lower-cased form (read by create, released by delete).
+    pub fn username_claims(&self, username: &str) -> [String; 3] {
+        use redauth_core::model::{
+            legacy_normalized_username, normalize_username, username_skeleton,
+        };
+        [
+            self.username(&normalize_username(username)),
+            self.username_skeleton(&username_skeleton(username)),
+            self.username(&legacy_normalized_username(username)),
+        ]
+    }
+
     pub fn users(&self) -> String {
         format!("{}users", self.prefix)
     }

@@ -373,26 +373,16 @@ impl Store for RedisStore {
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         user.validate()?;
-        let normalized = redauth_core::model::normalize_username(&user.username);
+        let [name, look, legacy] = self.keys.username_claims(&user.username);
         let created: i64 = self
             .run(
                 self.scripts
                     .create_user
-                    .key(self.keys.username(&normalized))
+                    .key(name)
                     .key(self.keys.user(&user.id))
                     .key(self.keys.users())
-                    .key(
-                        self.keys
-                            .username_skeleton(&redauth_core::model::username_skeleton(
-                                &user.username,
-                            )),
-                    )
-                    .key(
-                        self.keys
-                            .username(&redauth_core::model::legacy_normalized_username(
-                                &user.username,
-                            )),
-                    )
+                    .key(look)
+                    .key(legacy)
                     .arg(&user.id)
                     .arg(encode_json(user)?),
             )
@@ -508,27 +498,17 @@ impl Store for RedisStore {
         let Some(user) = self.get_user(id).await? else {
             return Ok(false);
         };
-        let normalized = redauth_core::model::normalize_username(&user.username);
+        let [name, look, legacy] = self.keys.username_claims(&user.username);
         let deleted: i64 = self
             .run(
                 self.scripts
                     .delete_user
                     .key(self.keys.user(id))
-                    .key(self.keys.username(&normalized))
+                    .key(name)
                     .key(self.keys.users())
                     .key(self.keys.user_sessions(id))
-                    .key(
-                        self.keys
-                            .username_skeleton(&redauth_core::model::username_skeleton(
-                                &user.username,
-                            )),
-                    )
-                    .key(
-                        self.keys
-                            .username(&redauth_core::model::legacy_normalized_username(
-                                &user.username,
-                            )),
-                    )
+                    .key(look)
+                    .key(legacy)
                     .arg(id)
                     .arg(self.keys.session_prefix(id))
                     .arg(self.keys.invalidation_channel())
