@@ -20,7 +20,6 @@ pub mod password;
 pub mod rate_limit;
 pub mod secret;
 pub mod service;
-pub mod session_auth;
 pub mod session_store;
 pub mod store;
 pub mod token;

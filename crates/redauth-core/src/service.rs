@@ -1070,7 +1070,7 @@ fn narrowed_link_data(
     user: &User,
     permissions: &std::collections::BTreeSet<String>,
 ) -> Option<String> {
-    use crate::session_auth::{LINK_KEY, SessionLink};
+    use crate::session_store::{LINK_KEY, SessionLink};
     let serde_json::Value::Object(mut fields) = serde_json::from_str(data).ok()? else {
         return None;
     };

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -69,13 +71,46 @@ pub struct LinkedPrincipal {
     pub record: Option<PrincipalRecord>,
 }
 
-/// The user id and login-session id of the link (`session_auth::LINK_KEY`) in
+/// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
+/// write it.
+pub const LINK_KEY: &str = "redauth";
+
+/// Who a cookie session belongs to, as of its last check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLink {
+    pub user_id: String,
+    /// The login session (`sid`) whose revocation ends this cookie session.
+    pub session_id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+impl SessionLink {
+    /// The link for a login session's principal.
+    pub fn of(p: &crate::model::Principal) -> Self {
+        Self {
+            user_id: p.user_id.to_string(),
+            session_id: p.session_id.to_string(),
+            username: p.username.to_string(),
+            roles: p.roles().to_vec(),
+            permissions: p.permissions().iter().cloned().collect(),
+        }
+    }
+
+    /// The link stored in `data`, if any and well-formed.
+    pub fn from_data(data: &Value) -> Option<Self> {
+        serde_json::from_value(data.get(LINK_KEY)?.clone()).ok()
+    }
+}
+
+/// The user id and login-session id of the link ([`LINK_KEY`]) in
 /// serialized session data, if the data is a JSON object holding one with both ids as
 /// strings. Data a custom serializer wrote usually is not JSON: then `None`, and the
 /// caller reads the principal separately.
 pub fn link_ids(data: &str) -> Option<(String, String)> {
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(data).ok()?;
-    let link = map.get(crate::session_auth::LINK_KEY)?;
+    let link = map.get(LINK_KEY)?;
     let id = |k: &str| link.get(k)?.as_str().map(str::to_owned);
     Some((id("user_id")?, id("session_id")?))
 }

@@ -13,7 +13,7 @@ use redauth_core::{AuthService, Clock, Secret, Store, StoreError};
 use thiserror::Error;
 
 use crate::config::{Config, SecretSource, StoreConfig};
-use crate::http::{AppState, HttpConfig};
+use redauth_axum::{HttpConfig, Redauth};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -37,7 +37,7 @@ pub enum StoreKind {
 
 pub struct App {
     pub service: Arc<AuthService>,
-    pub state: AppState,
+    pub state: Redauth,
     pub store_kind: StoreKind,
 }
 
@@ -128,17 +128,20 @@ pub fn build_on(
         limits: config.limits,
     });
     let sessions = match (&config.session_cookies, session_store) {
-        (Some(c), Some(store)) => Some(crate::http::session::build(
-            c,
-            &service,
-            store,
-            clock_for_sessions,
-            jwt_secret.as_ref(),
-        )?),
+        (Some(c), Some(store)) => Some(
+            redauth_axum::cookie::build(
+                c,
+                &service,
+                store,
+                clock_for_sessions,
+                jwt_secret.as_ref(),
+            )
+            .map_err(|e| StartError::Secret(e.to_string()))?,
+        ),
         _ => None,
     };
-    let state = AppState {
-        sessions,
+    let state = Redauth {
+        cookie_sessions: sessions,
         revocation_feed: matches!(store_kind, StoreKind::Redis),
         service: service.clone(),
         http: Arc::new(HttpConfig {

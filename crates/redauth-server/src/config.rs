@@ -20,6 +20,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::listener::ConnectionLimits;
+pub use redauth_axum::cookie::{CookieSessionConfig, LoginIssues};
 
 /// A setting that is missing or wrong. The message is one line and names the setting
 /// the way the user wrote it (environment name, with the TOML key in parentheses).
@@ -285,7 +286,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub hsts: bool,
     /// `None` when cookie sessions are off.
-    pub session_cookies: Option<SessionCookieConfig>,
+    pub session_cookies: Option<CookieSessionConfig>,
     pub connections: ConnectionLimits,
 }
 
@@ -872,49 +873,6 @@ impl FromStr for SessionCookieMode {
     }
 }
 
-/// What a successful login returns when cookie sessions are on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoginIssues {
-    /// Access and refresh tokens only, as without cookie sessions.
-    Tokens,
-    /// A session cookie instead of tokens.
-    Session,
-    /// Both.
-    Both,
-}
-
-impl FromStr for LoginIssues {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "tokens" => Ok(Self::Tokens),
-            "session" => Ok(Self::Session),
-            "both" => Ok(Self::Both),
-            _ => Err(()),
-        }
-    }
-}
-
-/// Validated cookie-session settings (see docs/sessions.md for each).
-#[derive(Debug, Clone)]
-pub struct SessionCookieConfig {
-    pub compat: bool,
-    pub login_issues: LoginIssues,
-    pub cookie: CookieAttributes,
-    pub signed: bool,
-    pub encrypted: bool,
-    pub ttl_secs: i64,
-    pub renew: bool,
-    pub renew_before_secs: i64,
-    pub cache_secs: i64,
-    /// Whether a login carries over the data of the anonymous session it replaces.
-    pub carry_anonymous_data: bool,
-    /// Native: `None` derives the keys from the JWT secret. Compat: always set.
-    pub secret: Option<Secret>,
-    pub layout: CookieSessionLayout,
-}
-
 /// The cookie-session part of [`Settings`], moved out for [`resolve_session_cookies`].
 struct SessionSettings {
     session_cookie_mode: Option<SessionCookieMode>,
@@ -939,7 +897,7 @@ fn resolve_session_cookies(
     mut s: SessionSettings,
     cookie_secure: bool,
     store: &StoreConfig,
-) -> Result<Option<SessionCookieConfig>, ConfigError> {
+) -> Result<Option<CookieSessionConfig>, ConfigError> {
     let mode = s.session_cookie_mode.unwrap_or(SessionCookieMode::Off);
     if mode == SessionCookieMode::Off {
         let stray = [
@@ -1093,7 +1051,7 @@ fn resolve_session_cookies(
             "REDAUTH_SESSION_CACHE_SECS (session_cache_secs) must be 0 to 3600",
         ));
     }
-    Ok(Some(SessionCookieConfig {
+    Ok(Some(CookieSessionConfig {
         compat,
         login_issues: s.login_issues.unwrap_or(LoginIssues::Both),
         cookie,
@@ -1130,7 +1088,7 @@ mod session_cookie_tests {
         Config::load(None, &|k| map.get(k).cloned(), Settings::default())
     }
 
-    fn sessions(vars: &[(&str, &str)]) -> SessionCookieConfig {
+    fn sessions(vars: &[(&str, &str)]) -> CookieSessionConfig {
         load(vars).unwrap().session_cookies.unwrap()
     }
 

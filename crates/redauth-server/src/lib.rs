@@ -4,6 +4,5 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod http;
 pub mod listener;
 pub mod logging;

@@ -46,7 +46,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use crate::http::error::ApiError;
+use redauth_axum::error::ApiError;
 
 /// Limits on connections. The defaults here are the configuration's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,8 @@
 //! never wakes another thread.
 //!
 //! Every line written while handling a request carries that request's `request_id`.
-//! The id travels in a task-local set by the HTTP edge middleware ([`with_request_id`])
-//! rather than in a `tracing` span: a span per request, with its fields formatted into
-//! the registry, was a quarter of the cost of a cached token check (see
-//! docs/performance.md), and the id is the only context lines need.
+//! The id travels in a task-local set by the HTTP edge middleware
+//! ([`redauth_axum::request_id`]) rather than in a `tracing` span.
 //!
 //! The formatter is ours for the same reason: `tracing-subscriber`'s JSON formatter
 //! built a `serde_json` map per event. Lines are flat objects:
@@ -20,13 +18,11 @@
 //! their hashes in `Debug`, and secrets print as `[redacted]`.
 
 use std::fmt::{self, Write as _};
-use std::future::Future;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use axum::http::HeaderValue;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -44,15 +40,6 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 pub const FLUSH_BYTES: usize = 64 * 1024;
 /// A buffer this full is written by the thread that logs (the writer fell behind).
 pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
-
-tokio::task_local! {
-    static REQUEST_ID: HeaderValue;
-}
-
-/// Runs `fut` with `id` as the request id of every line it logs.
-pub async fn with_request_id<F: Future>(id: HeaderValue, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
-}
 
 /// Installs the global subscriber. Keep the guard until exit: dropping it writes the
 /// lines still buffered.
@@ -194,8 +181,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        // A clone of the header value shares its bytes: no copy per line.
-        let request_id = REQUEST_ID.try_with(HeaderValue::clone).ok();
+        let request_id = redauth_axum::request_id::current();
         let request_id = request_id.as_ref().and_then(|id| id.to_str().ok());
         if self.json {
             w.write_str("{\"timestamp\":\"")?;
@@ -381,16 +367,19 @@ mod tests {
     #[test]
     fn json_lines_are_flat_objects_with_the_request_id_of_their_task() {
         let lines = lines(true, || {
-            REQUEST_ID.sync_scope(HeaderValue::from_static("req-1"), || {
-                tracing::warn!(
-                    status = 401u16,
-                    ok = false,
-                    ratio = 0.5,
-                    path = "/a\"b\nc",
-                    "refresh {}",
-                    "reused"
-                );
-            });
+            redauth_axum::request_id::sync_scope(
+                axum::http::HeaderValue::from_static("req-1"),
+                || {
+                    tracing::warn!(
+                        status = 401u16,
+                        ok = false,
+                        ratio = 0.5,
+                        path = "/a\"b\nc",
+                        "refresh {}",
+                        "reused"
+                    );
+                },
+            );
             tracing::info!(n = -3i64, "outside");
         });
         assert_eq!(lines.len(), 2, "{lines:?}");
@@ -416,9 +405,12 @@ mod tests {
     #[test]
     fn text_lines_name_fields_and_the_request_id() {
         let lines = lines(false, || {
-            REQUEST_ID.sync_scope(HeaderValue::from_static("req-2"), || {
-                tracing::info!(status = 204u16, path = "/x", "request");
-            });
+            redauth_axum::request_id::sync_scope(
+                axum::http::HeaderValue::from_static("req-2"),
+                || {
+                    tracing::info!(status = 204u16, path = "/x", "request");
+                },
+            );
         });
         assert_eq!(lines.len(), 1);
         assert!(

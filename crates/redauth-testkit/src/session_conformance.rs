@@ -423,7 +423,7 @@ pub async fn concurrent_creates_with_one_id_store_one_session(t: SessionStoreUnd
     assert_eq!(t.store.list_user(&uid, at).await.unwrap().len(), 1);
 }
 
-/// Session data linking to login session `sid` of `uid`, as `SessionAuth` writes it.
+/// Session data linking to login session `sid` of `uid`, as `CookieAuth` writes it.
 fn linked_data(uid: &str, sid: &str) -> String {
     format!(
         r#"{{"theme":"dark","redauth":{{"user_id":"{uid}","session_id":"{sid}","username":"u","roles":["reader"],"permissions":["docs:read"]}}}}"#

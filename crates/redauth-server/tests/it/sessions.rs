@@ -47,7 +47,7 @@ async fn counted(settings: Settings) -> TestApp {
 }
 
 impl Node {
-    pub fn sessions(&self) -> Arc<redauth_core::session_auth::SessionAuth> {
+    pub fn sessions(&self) -> Arc<redauth_axum::cookie_auth::CookieAuth> {
         self.sessions
             .as_ref()
             .expect("cookie sessions on")
@@ -385,11 +385,11 @@ impl redauth_core::cookie_session::SessionSerializer for ReversedJson {
 
 #[tokio::test]
 async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separately() {
+    use redauth_axum::cookie_auth::CookieAuth;
     use redauth_core::cookie::native::{NativeCodec, NativeMode};
     use redauth_core::cookie_session::{
         CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
     };
-    use redauth_core::session_auth::SessionAuth;
     use redauth_core::session_store::CookieSessionLayout;
 
     let app = counted(native()).await;
@@ -408,10 +408,10 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
     )
     .unwrap()
     .with_serializer(Arc::new(ReversedJson));
-    let auth = SessionAuth::new(
+    let auth = CookieAuth::new(
         app.service.clone(),
         Arc::new(manager),
-        redauth_core::session_auth::SessionAuthOptions {
+        redauth_axum::cookie_auth::CookieAuthOptions {
             cache_secs: 0,
             carry_anonymous_data: false,
         },
@@ -909,7 +909,7 @@ async fn native_sessions_on_the_embedded_store() {
         Arc::new(ManualClock::starting_now()),
     )
     .unwrap();
-    let router = redauth_server::http::router(built.state);
+    let router = redauth_axum::router(built.state);
     built
         .service
         .create_user(redauth_core::service::NewUser {

@@ -1,45 +1,47 @@
 //! Cookie sessions over HTTP (see `docs/sessions.md`): `GET /api/auth/session`, what a
 //! SvelteKit `hooks.server.ts` calls to fill `event.locals`, and the session-cookie side
-//! of login and logout. The logic is in [`SessionAuth`]; this file only moves cookies
+//! of login and logout. The logic is in [`CookieAuth`]; this file only moves cookies
 //! and JSON.
 
 use std::sync::Arc;
 
+use crate::cookie_auth::{CookieAuth, CookieAuthOptions, CookieCheck};
 use axum::Json;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use redauth_core::cookie::CookieAttributes;
 use redauth_core::cookie::compat::CompatCodec;
 use redauth_core::cookie::native::{NativeCodec, NativeMode};
 use redauth_core::cookie_session::{
     CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
 };
 use redauth_core::service::ClientInfo;
-use redauth_core::session_auth::{LINK_KEY, SessionAuth, SessionAuthOptions, SessionCheck};
+use redauth_core::session_store::CookieSessionLayout;
 use redauth_core::session_store::CookieSessionStore;
+use redauth_core::session_store::LINK_KEY;
 use redauth_core::{AuthService, Clock, Secret};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use std::str::FromStr;
 
-use crate::app::StartError;
-use crate::config::{LoginIssues, SessionCookieConfig};
-
-use super::AppState;
-use super::auth::{Delivery, token_response};
-use super::error::ApiError;
-use super::extract::cookie;
+use crate::Redauth;
+use crate::auth::{Delivery, token_response};
+use crate::error::ApiError;
+use crate::extract::cookie;
 
 /// Cookie sessions as configured for the HTTP API.
 #[derive(Debug)]
-pub struct SessionHttp {
-    pub auth: Arc<SessionAuth>,
+pub struct CookieSessions {
+    pub auth: Arc<CookieAuth>,
     /// Login also returns access and refresh tokens (`REDAUTH_LOGIN_ISSUES=both`).
     pub issues_tokens: bool,
     /// Login sets a session cookie (`session` or `both`).
     pub issues_session: bool,
 }
 
-impl SessionHttp {
+impl CookieSessions {
     fn presented<'a>(&self, parts: &'a Parts) -> Result<Option<&'a str>, ApiError> {
         cookie(parts, self.auth.cookie_name())
     }
@@ -55,12 +57,12 @@ pub(super) fn append_set_cookie(res: &mut Response, value: &str) {
 /// made), `session` and `data`; 401 `missing_session` without the cookie, 401
 /// `invalid_session` (and a cleared cookie) for a forged, unknown or ended one.
 pub async fn get_session(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     // Taken apart rather than extracted as `Parts`, which would copy every header.
     let (parts, _) = req.into_parts();
-    let Some(sessions) = &state.sessions else {
+    let Some(sessions) = &state.cookie_sessions else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -84,7 +86,7 @@ pub async fn get_session(
     }
 }
 
-fn view(check: &SessionCheck) -> Value {
+fn view(check: &CookieCheck) -> Value {
     let user = check.principal.as_ref().map(|p| {
         json!({
             "id": p.user_id,
@@ -105,8 +107,8 @@ fn view(check: &SessionCheck) -> Value {
 
 /// The login handler's path when login sets a session cookie.
 pub(super) async fn login(
-    state: &AppState,
-    sessions: &SessionHttp,
+    state: &Redauth,
+    sessions: &CookieSessions,
     parts: &Parts,
     credentials: (&str, &str),
     client: ClientInfo,
@@ -140,7 +142,7 @@ pub(super) async fn login(
 /// The logout handler's part: ends the presented cookie session (and its login
 /// session) and clears the cookie. Idempotent.
 pub(super) async fn logout(
-    sessions: &SessionHttp,
+    sessions: &CookieSessions,
     parts: &Parts,
     res: &mut Response,
 ) -> Result<(), ApiError> {
@@ -149,26 +151,80 @@ pub(super) async fn logout(
     Ok(())
 }
 
+/// What a successful login returns when cookie sessions are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginIssues {
+    /// Access and refresh tokens only, as without cookie sessions.
+    Tokens,
+    /// A session cookie instead of tokens.
+    Session,
+    /// Both.
+    Both,
+}
+
+impl FromStr for LoginIssues {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "tokens" => Ok(Self::Tokens),
+            "session" => Ok(Self::Session),
+            "both" => Ok(Self::Both),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Validated cookie-session settings (see docs/sessions.md for each).
+#[derive(Debug, Clone)]
+pub struct CookieSessionConfig {
+    pub compat: bool,
+    pub login_issues: LoginIssues,
+    pub cookie: CookieAttributes,
+    pub signed: bool,
+    pub encrypted: bool,
+    pub ttl_secs: i64,
+    pub renew: bool,
+    pub renew_before_secs: i64,
+    pub cache_secs: i64,
+    /// Whether a login carries over the data of the anonymous session it replaces.
+    pub carry_anonymous_data: bool,
+    /// Native: `None` derives the keys from the JWT secret. Compat: always set.
+    pub secret: Option<Secret>,
+    pub layout: CookieSessionLayout,
+}
+
+/// Why cookie sessions could not be set up from their settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cookie sessions: compat mode needs REDAUTH_SESSION_SECRET")]
+    CompatNeedsSecret,
+    #[error("cookie sessions: no secret to derive keys from")]
+    NoSecret,
+    #[error("cookie sessions: {0}")]
+    Codec(#[source] CookieSessionError),
+}
+
 /// Builds the cookie-session side of the server from its settings. Native keys derive
 /// from `REDAUTH_SESSION_SECRET`, else from the JWT secret (HKDF keeps the uses apart);
 /// compat uses `REDAUTH_SESSION_SECRET` as the library does.
 pub fn build(
-    config: &SessionCookieConfig,
+    config: &CookieSessionConfig,
     service: &Arc<AuthService>,
     store: Arc<dyn CookieSessionStore>,
     clock: Arc<dyn Clock>,
     jwt_secret: Option<&Secret>,
-) -> Result<Arc<SessionHttp>, StartError> {
-    let bad = |e: CookieSessionError| StartError::Secret(format!("cookie sessions: {e}"));
+) -> Result<Arc<CookieSessions>, SetupError> {
+    let bad = SetupError::Codec;
     let format = if config.compat {
-        let secret = config.secret.clone().ok_or_else(|| {
-            StartError::Secret("cookie sessions: compat mode needs REDAUTH_SESSION_SECRET".into())
-        })?;
+        let secret = config.secret.clone().ok_or(SetupError::CompatNeedsSecret)?;
         CookieFormat::Compat(CompatCodec::new(secret, config.signed))
     } else {
-        let secret = config.secret.as_ref().or(jwt_secret).ok_or_else(|| {
-            StartError::Secret("cookie sessions: no secret to derive keys from".into())
-        })?;
+        let secret = config
+            .secret
+            .as_ref()
+            .or(jwt_secret)
+            .ok_or(SetupError::NoSecret)?;
         let mode = match (config.encrypted, config.signed) {
             (true, _) => NativeMode::Encrypted,
             (false, true) => NativeMode::Signed,
@@ -185,11 +241,11 @@ pub fn build(
         user_id_pointer: Some(format!("/{LINK_KEY}/user_id")),
     };
     let manager = CookieSessionManager::new(store, format, options, clock).map_err(bad)?;
-    Ok(Arc::new(SessionHttp {
-        auth: SessionAuth::new(
+    Ok(Arc::new(CookieSessions {
+        auth: CookieAuth::new(
             service.clone(),
             Arc::new(manager),
-            SessionAuthOptions {
+            CookieAuthOptions {
                 cache_secs: config.cache_secs,
                 carry_anonymous_data: config.carry_anonymous_data,
             },

@@ -15,10 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
-use super::error::ApiError;
+use crate::Redauth;
+use crate::error::ApiError;
 
-fn is_allowed(state: &AppState, origin: &str) -> bool {
+fn is_allowed(state: &Redauth, origin: &str) -> bool {
     state.http.allowed_origins.iter().any(|o| o == origin)
 }
 
@@ -27,7 +27,7 @@ fn is_allowed(state: &AppState, origin: &str) -> bool {
 /// `http://app` (no TLS, so anyone on the path may have written it) is not the same
 /// origin as `https://app`. The server's scheme is `https` when its cookies are
 /// `Secure` (it is served over TLS, perhaps through a proxy), else `http`.
-fn is_same_origin(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
+fn is_same_origin(state: &Redauth, headers: &HeaderMap, origin: &str) -> bool {
     let ours = if state.http.cookie_secure {
         "https"
     } else {
@@ -51,7 +51,7 @@ fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
     authority.strip_suffix(default).unwrap_or(authority)
 }
 
-fn csrf_verdict(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+fn csrf_verdict(state: &Redauth, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if safe || !headers.contains_key(header::COOKIE) {
         return Ok(());
@@ -77,7 +77,7 @@ fn csrf_verdict(state: &AppState, method: &Method, headers: &HeaderMap) -> Resul
 
 /// Answers a CORS preflight, or runs the request if the CSRF check passes; either way
 /// adds the CORS headers an allowed origin gets.
-pub async fn apply(state: &AppState, req: Request, next: Next) -> Response {
+pub async fn apply(state: &Redauth, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(header::ORIGIN)

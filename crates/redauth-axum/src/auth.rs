@@ -11,9 +11,9 @@ use redauth_core::service::IssuedTokens;
 use redauth_core::{AuthError, Session, ValidationError};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
-use super::error::ApiError;
-use super::extract::{
+use crate::Redauth;
+use crate::error::ApiError;
+use crate::extract::{
     ApiJson, AuthUser, bearer_token, client_info, cookie, is_json, parse_json,
     unsupported_media_type,
 };
@@ -65,7 +65,7 @@ struct TokenResponse<'a> {
 }
 
 pub(super) fn token_response(
-    state: &AppState,
+    state: &Redauth,
     issued: &IssuedTokens,
     delivery: Delivery,
 ) -> Response {
@@ -99,12 +99,16 @@ fn set_cookie(res: &mut Response, value: &str) {
 }
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     parts: Parts,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    if let Some(sessions) = state.sessions.as_deref().filter(|s| s.issues_session) {
-        return super::session::login(
+    if let Some(sessions) = state
+        .cookie_sessions
+        .as_deref()
+        .filter(|s| s.issues_session)
+    {
+        return crate::cookie::login(
             &state,
             sessions,
             &parts,
@@ -134,7 +138,7 @@ pub async fn login(
 /// The refresh token from a JSON body (`{"refresh_token": …}`) if there is a body,
 /// else from the cookie. Tokens in the URL are never read.
 fn presented_refresh_token(
-    state: &AppState,
+    state: &Redauth,
     parts: &Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Option<String>, Delivery), ApiError> {
@@ -153,7 +157,7 @@ fn presented_refresh_token(
 }
 
 pub async fn refresh(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -179,7 +183,7 @@ pub async fn refresh(
 
 /// Idempotent: always 204 and a cleared cookie, whether or not a session was found.
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -187,14 +191,14 @@ pub async fn logout(
     let bearer = bearer_token(&parts).ok().flatten();
     state.service.logout(bearer, refresh.as_deref()).await?;
     let mut res = state.no_content_clearing_cookie();
-    if let Some(sessions) = state.sessions.as_deref() {
-        super::session::logout(sessions, &parts, &mut res).await?;
+    if let Some(sessions) = state.cookie_sessions.as_deref() {
+        crate::cookie::logout(sessions, &parts, &mut res).await?;
     }
     Ok(res)
 }
 
 pub async fn logout_all(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     AuthUser(p): AuthUser,
 ) -> Result<Response, ApiError> {
     state.service.revoke_all_sessions(&p.user_id, None).await?;
@@ -279,7 +283,7 @@ pub struct SessionsQuery {
 /// Without `cursor` it is the first page, as before pagination (`sessions` unchanged);
 /// a client follows `next_cursor` until it is null.
 pub async fn sessions(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     AuthUser(p): AuthUser,
     query: Result<Query<SessionsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -308,7 +312,7 @@ pub async fn sessions(
 }
 
 pub async fn delete_session(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     AuthUser(p): AuthUser,
     Path(sid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -324,7 +328,7 @@ pub struct ChangePassword {
 }
 
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     AuthUser(p): AuthUser,
     parts: Parts,
     ApiJson(req): ApiJson<ChangePassword>,

@@ -22,51 +22,18 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::clock::UnixTime;
-use crate::cookie_session::{CookieSession, CookieSessionError, CookieSessionManager};
-use crate::error::AuthError;
-use crate::model::Principal;
-use crate::service::{AuthService, ClientInfo, IssuedTokens};
-use crate::session_store::LinkedPrincipal;
-
-/// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
-/// write it.
-pub const LINK_KEY: &str = "redauth";
-
-/// Who a cookie session belongs to, as of its last check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionLink {
-    pub user_id: String,
-    /// The login session (`sid`) whose revocation ends this cookie session.
-    pub session_id: String,
-    pub username: String,
-    pub roles: Vec<String>,
-    pub permissions: Vec<String>,
-}
-
-impl SessionLink {
-    fn of(p: &Principal) -> Self {
-        Self {
-            user_id: p.user_id.to_string(),
-            session_id: p.session_id.to_string(),
-            username: p.username.to_string(),
-            roles: p.roles().to_vec(),
-            permissions: p.permissions().iter().cloned().collect(),
-        }
-    }
-
-    /// The link stored in `data`, if any and well-formed.
-    pub fn from_data(data: &Value) -> Option<Self> {
-        serde_json::from_value(data.get(LINK_KEY)?.clone()).ok()
-    }
-}
+use redauth_core::clock::UnixTime;
+use redauth_core::cookie_session::{CookieSession, CookieSessionError, CookieSessionManager};
+use redauth_core::error::AuthError;
+use redauth_core::model::Principal;
+use redauth_core::service::{AuthService, ClientInfo, IssuedTokens};
+use redauth_core::session_store::{LINK_KEY, LinkedPrincipal, SessionLink};
 
 /// What a successful cookie login hands back.
 #[derive(Debug)]
-pub struct SessionLogin {
+pub struct CookieLogin {
     /// Issued as for any login; the caller decides whether the client gets them.
     pub tokens: IssuedTokens,
     pub session: CookieSession,
@@ -75,7 +42,7 @@ pub struct SessionLogin {
 
 /// What a session check found.
 #[derive(Debug, Clone)]
-pub struct SessionCheck {
+pub struct CookieCheck {
     /// `None` for a session no redauth login created (an anonymous or app-made one).
     pub principal: Option<Arc<Principal>>,
     /// The session data without [`LINK_KEY`].
@@ -85,16 +52,16 @@ pub struct SessionCheck {
     pub set_cookie: Option<String>,
 }
 
-pub struct SessionAuth {
+pub struct CookieAuth {
     service: Arc<AuthService>,
     manager: Arc<CookieSessionManager>,
     cache_secs: i64,
     carry_anonymous_data: bool,
 }
 
-/// How [`SessionAuth`] treats cookie sessions.
+/// How [`CookieAuth`] treats cookie sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionAuthOptions {
+pub struct CookieAuthOptions {
     /// How long a node serves a cookie session from memory without reading it again
     /// (0: never cache). It matters for changes redauth does not make itself: the
     /// SvelteKit app deleting a compat session in Redis.
@@ -106,20 +73,20 @@ pub struct SessionAuthOptions {
     pub carry_anonymous_data: bool,
 }
 
-impl std::fmt::Debug for SessionAuth {
+impl std::fmt::Debug for CookieAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionAuth")
+        f.debug_struct("CookieAuth")
             .field("manager", &self.manager)
             .field("cache_secs", &self.cache_secs)
             .finish_non_exhaustive()
     }
 }
 
-impl SessionAuth {
+impl CookieAuth {
     pub fn new(
         service: Arc<AuthService>,
         manager: Arc<CookieSessionManager>,
-        options: SessionAuthOptions,
+        options: CookieAuthOptions,
     ) -> Arc<Self> {
         Arc::new(Self {
             service,
@@ -153,16 +120,18 @@ impl SessionAuth {
         client: ClientInfo,
         data: Option<Value>,
         presented: Option<&str>,
-    ) -> Result<SessionLogin, CookieSessionError> {
+    ) -> Result<CookieLogin, CookieSessionError> {
         let mut fields = match data {
             None => Map::new(),
             Some(Value::Object(m)) if !m.contains_key(LINK_KEY) => m,
             Some(_) => {
-                return Err(AuthError::InvalidRequest(crate::ValidationError::new(
-                    "session_data",
-                    "must be a JSON object without the key \"redauth\"",
-                ))
-                .into());
+                return Err(
+                    AuthError::InvalidRequest(redauth_core::ValidationError::new(
+                        "session_data",
+                        "must be a JSON object without the key \"redauth\"",
+                    ))
+                    .into(),
+                );
             }
         };
         let tokens = self.service.login(username, password, client).await?;
@@ -193,7 +162,7 @@ impl SessionAuth {
             .await?;
         self.cache(&issued.session, Some(p));
         tracing::info!(user_id = %p.user_id, session_id = %p.session_id, "cookie session opened");
-        Ok(SessionLogin {
+        Ok(CookieLogin {
             tokens,
             session: issued.session,
             set_cookie: issued.set_cookie,
@@ -202,7 +171,7 @@ impl SessionAuth {
 
     /// The principal and data of the session named by the cookie value `presented`.
     /// Served from memory when both the cookie session and its principal are cached.
-    pub async fn check(&self, presented: Option<&str>) -> Result<SessionCheck, CookieSessionError> {
+    pub async fn check(&self, presented: Option<&str>) -> Result<CookieCheck, CookieSessionError> {
         let id = self
             .manager
             .validate_cookie(presented.ok_or(CookieSessionError::Missing)?)?;
@@ -288,7 +257,7 @@ impl SessionAuth {
         if let Value::Object(m) = &mut data {
             m.remove(LINK_KEY);
         }
-        Ok(SessionCheck {
+        Ok(CookieCheck {
             principal,
             data,
             expires_at: session.expires_at,
@@ -345,7 +314,7 @@ impl SessionAuth {
         &self,
         link: &SessionLink,
         linked: Option<LinkedPrincipal>,
-        ticket: crate::cache::LoadTicket,
+        ticket: redauth_core::cache::LoadTicket,
     ) -> Result<Option<Arc<Principal>>, CookieSessionError> {
         let cache = self.service.cache();
         if let Some(p) = cache.get(&link.user_id, &link.session_id) {

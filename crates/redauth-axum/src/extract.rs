@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use redauth_core::model::ADMIN_PERMISSION;
@@ -12,8 +12,8 @@ use redauth_core::service::ClientInfo;
 use redauth_core::{AuthError, Principal};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
-use super::error::ApiError;
+use crate::Redauth;
+use crate::error::ApiError;
 
 /// The caller, authenticated by `Authorization: Bearer <access token>`.
 pub struct AuthUser(pub Arc<Principal>);
@@ -35,22 +35,31 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Redauth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.ok_or(AuthError::MissingToken)?;
-        Ok(Self(state.service.authenticate(token).await?))
+        let redauth = Redauth::from_ref(state);
+        Ok(Self(redauth.service.authenticate(token).await?))
     }
 }
 
 /// An authenticated caller holding the admin permission.
 pub struct AdminUser(pub Arc<Principal>);
 
-impl FromRequestParts<AppState> for AdminUser {
+impl<S> FromRequestParts<S> for AdminUser
+where
+    Redauth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
         if !p.has_permission(ADMIN_PERMISSION) {
             return Err(AuthError::Forbidden.into());
@@ -103,7 +112,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::invalid_request(format!(
             "invalid JSON body: {}",
-            super::error::redact_values(&e.to_string())
+            crate::error::redact_values(&e.to_string())
         ))
     })
 }
@@ -113,7 +122,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// (`REDAUTH_CLIENT_IP_HEADER`); then it is that header (the last entry of a list, the
 /// one the proxy appended), falling back to the peer when the header is absent. Only
 /// configure it behind a proxy that overwrites the header.
-pub fn client_info(parts: &Parts, http: &super::HttpConfig) -> ClientInfo {
+pub fn client_info(parts: &Parts, http: &crate::HttpConfig) -> ClientInfo {
     let from_header = http.client_ip_header.as_ref().and_then(|name| {
         let value = parts
             .headers

@@ -8,9 +8,9 @@ use redauth_core::service::NewUser;
 use redauth_core::{Role, User};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
-use super::error::ApiError;
-use super::extract::{AdminUser, ApiJson};
+use crate::Redauth;
+use crate::error::ApiError;
+use crate::extract::{AdminUser, ApiJson};
 
 /// A user as admins see it: everything but the password hash.
 #[derive(Serialize)]
@@ -51,7 +51,7 @@ pub struct CreateUser {
 }
 
 pub async fn create_user(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<AdminUserView>), ApiError> {
@@ -66,7 +66,7 @@ pub async fn create_user(
 }
 
 pub async fn list_users(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let users: Vec<AdminUserView> = state
@@ -80,7 +80,7 @@ pub async fn list_users(
 }
 
 pub async fn get_user(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserView>, ApiError> {
@@ -88,7 +88,7 @@ pub async fn get_user(
 }
 
 pub async fn delete_user(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -97,7 +97,7 @@ pub async fn delete_user(
 }
 
 pub async fn disable_user(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserView>, ApiError> {
@@ -105,7 +105,7 @@ pub async fn disable_user(
 }
 
 pub async fn enable_user(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserView>, ApiError> {
@@ -119,7 +119,7 @@ pub struct SetRoles {
 }
 
 pub async fn set_user_roles(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SetRoles>,
@@ -130,7 +130,7 @@ pub async fn set_user_roles(
 }
 
 pub async fn list_roles(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(
@@ -145,7 +145,7 @@ pub struct PutRole {
 }
 
 pub async fn put_role(
-    State(state): State<AppState>,
+    State(state): State<Redauth>,
     _: AdminUser,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PutRole>,

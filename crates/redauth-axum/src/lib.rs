@@ -1,15 +1,17 @@
-//! The HTTP API: a thin layer over [`AuthService`]. Routing and middleware live here;
-//! handlers are in [`auth`] and [`admin`]; errors map to responses in [`error`].
+//! redauth's HTTP layer for axum.
+//!
+//! (The embedder's guide is written in the next step of issue 12.)
 
 pub mod admin;
 pub mod auth;
+pub mod cookie;
+pub mod cookie_auth;
 pub mod cross_origin;
 pub mod error;
 pub mod extract;
-pub mod session;
+pub mod request_id;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -21,7 +23,6 @@ use axum::routing::{delete, get, post, put};
 use redauth_core::AuthService;
 
 use self::error::ApiError;
-use crate::logging;
 
 /// Largest request body accepted; real requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -47,11 +48,11 @@ pub struct HttpConfig {
 }
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct Redauth {
     pub service: Arc<AuthService>,
     pub http: Arc<HttpConfig>,
     /// `None` when cookie sessions are off.
-    pub sessions: Option<Arc<session::SessionHttp>>,
+    pub cookie_sessions: Option<Arc<cookie::CookieSessions>>,
     /// Whether the store has a revocation feed (Redis) whose state `/readyz` reports;
     /// the embedded store has a single process and nothing to subscribe to.
     pub revocation_feed: bool,
@@ -61,7 +62,7 @@ pub struct AppState {
 /// ordinary page or API requests.
 const REFRESH_COOKIE_PATH: &str = "/api/auth";
 
-impl AppState {
+impl Redauth {
     fn cookie_attributes(&self) -> String {
         let secure = if self.http.cookie_secure {
             "; Secure"
@@ -96,14 +97,22 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The whole API (`/api/auth/*`, `/api/admin/*`, `/healthz`, `/readyz`) with its edge
+/// middleware, for any host state `S`. It takes the [`Redauth`] value rather than
+/// reading it from `S` because the edge middleware (request ids, the CSRF guard,
+/// security headers) is built here, with the router, so no route can be served without
+/// it.
+pub fn router<S>(state: Redauth) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     let api = Router::new()
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/logout-all", post(auth::logout_all))
         .route("/api/auth/me", get(auth::me))
-        .route("/api/auth/session", get(session::get_session))
+        .route("/api/auth/session", get(cookie::get_session))
         .route("/api/auth/verify", get(auth::verify))
         .route("/api/auth/sessions", get(auth::sessions))
         .route("/api/auth/sessions/{sid}", delete(auth::delete_session))
@@ -139,7 +148,7 @@ async fn healthz() -> axum::Json<serde_json::Value> {
 /// state is reported for operators and for the benchmark's P6, which waits on it:
 /// `subscribed` (the session cache is trusted), `lost` (not yet or no longer
 /// subscribed; the cache is off), `none` (a store without a feed).
-async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     state.service.ready().await?;
     let feed = match (state.revocation_feed, state.service.cache().is_trusted()) {
         (false, _) => "none",
@@ -162,12 +171,12 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::
 ///    ([`cross_origin`]);
 /// 4. security headers on every response, errors included;
 /// 5. one access-log line. Only the path is logged: query strings and bodies never are.
-async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = request_id(req.headers());
+    let request_id = request_id::from_headers(req.headers());
     let method = req.method().clone();
     let uri = req.uri().clone();
-    logging::with_request_id(request_id.clone(), async move {
+    request_id::scope(request_id.clone(), async move {
         let mut res = if headers_too_large(req.headers()) {
             ApiError::new(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -179,7 +188,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
             cross_origin::apply(&state, req, next).await
         };
         security_headers(&state, res.headers_mut());
-        res.headers_mut().insert(X_REQUEST_ID, request_id);
+        res.headers_mut().insert(request_id::HEADER, request_id);
         tracing::info!(
             method = method.as_str(),
             path = uri.path(),
@@ -192,11 +201,9 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     .await
 }
 
-const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
-
 /// Responses carry credentials or identity: nothing may cache them, sniff them, frame
 /// them or leak them through a referrer.
-fn security_headers(state: &AppState, h: &mut HeaderMap) {
+fn security_headers(state: &Redauth, h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -225,28 +232,4 @@ fn headers_too_large(headers: &HeaderMap) -> bool {
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     total > MAX_HEADER_BYTES
-}
-
-/// The caller's id when it is 1–128 visible ASCII characters, else a new one.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(X_REQUEST_ID)
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id)
-}
-
-/// `<per-process random prefix>.<counter>`: unique across processes and restarts
-/// without a system call per request. Request ids correlate log lines; they are not
-/// secrets, so being sequential is fine.
-fn new_request_id() -> HeaderValue {
-    static PREFIX: LazyLock<String> = LazyLock::new(|| {
-        redauth_core::ids::random_id().map_or_else(|_| "local".into(), |id| id[..11].to_owned())
-    });
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{}.{n:x}", *PREFIX))
-        .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
 }
