@@ -51,7 +51,13 @@ fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
     authority.strip_suffix(default).unwrap_or(authority)
 }
 
-fn csrf_verdict(state: &Redauth, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The CSRF rule above, for one request. Also run by [`crate::guards::CookieSession`]
+/// on host routes, which the edge middleware does not cover.
+pub(crate) fn csrf_verdict(
+    state: &Redauth,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if safe || !headers.contains_key(header::COOKIE) {
         return Ok(());

@@ -9,7 +9,9 @@ pub mod cookie_auth;
 pub mod cross_origin;
 pub mod error;
 pub mod extract;
+pub mod guards;
 pub mod request_id;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +49,38 @@ pub struct HttpConfig {
     pub hsts: bool,
 }
 
+impl HttpConfig {
+    /// The refresh cookie's name when none is configured: `__Secure-` prefixed when
+    /// cookies are `Secure`, so a plain-http page (or a sibling subdomain) cannot plant
+    /// one; browsers drop `__Secure-` cookies without `Secure`, hence the bare name for
+    /// plain-http development.
+    pub fn default_refresh_cookie_name(cookie_secure: bool) -> &'static str {
+        if cookie_secure {
+            "__Secure-redauth_refresh"
+        } else {
+            "redauth_refresh"
+        }
+    }
+}
+
+/// Secure cookies, same-origin only, HSTS on, the TCP peer as the client address:
+/// right for redauth served over HTTPS without a proxy in front.
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            refresh_cookie_name: Self::default_refresh_cookie_name(true).into(),
+            cookie_secure: true,
+            client_ip_header: None,
+            allowed_origins: Vec::new(),
+            hsts: true,
+        }
+    }
+}
+
+/// Everything redauth's handlers and extractors need: the service, the HTTP settings
+/// and, when enabled, cookie sessions. Cheap to clone. A host app keeps it in its own
+/// state and implements `FromRef<HostState> for Redauth` (or uses `Redauth` as its
+/// state).
 #[derive(Clone)]
 pub struct Redauth {
     pub service: Arc<AuthService>,
@@ -56,6 +90,36 @@ pub struct Redauth {
     /// Whether the store has a revocation feed (Redis) whose state `/readyz` reports;
     /// the embedded store has a single process and nothing to subscribe to.
     pub revocation_feed: bool,
+}
+
+impl Redauth {
+    /// redauth over `service` with the default [`HttpConfig`] and no cookie sessions.
+    pub fn new(service: Arc<AuthService>) -> Self {
+        Self {
+            service,
+            http: Arc::new(HttpConfig::default()),
+            cookie_sessions: None,
+            revocation_feed: false,
+        }
+    }
+
+    /// Replaces the HTTP settings.
+    pub fn with_http(mut self, http: HttpConfig) -> Self {
+        self.http = Arc::new(http);
+        self
+    }
+
+    /// Turns cookie sessions on (see [`cookie::build`]).
+    pub fn with_cookie_sessions(mut self, sessions: Arc<cookie::CookieSessions>) -> Self {
+        self.cookie_sessions = Some(sessions);
+        self
+    }
+
+    /// Says the store has a revocation feed whose state `/readyz` reports (Redis).
+    pub fn with_revocation_feed(mut self, has_feed: bool) -> Self {
+        self.revocation_feed = has_feed;
+        self
+    }
 }
 
 /// The refresh cookie is scoped to the auth endpoints, so it never travels with

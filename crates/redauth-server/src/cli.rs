@@ -213,11 +213,11 @@ async fn serve(config: Config) -> Result<(), CliError> {
     app::watch_store_until_ready(built.service.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     banner(&config, &built.store_kind, listener.local_addr()?);
-    crate::listener::warn_if_file_limit_is_too_low(config.connections.max_connections);
+    redauth_axum::serve::warn_if_file_limit_is_too_low(config.connections.max_connections);
     let router = redauth_axum::router(built.state);
     // Returns once the signal came and connections drained or the shutdown deadline
     // passed; then the store and the log writer are dropped as the process exits 0.
-    crate::listener::serve(listener, router, config.connections, shutdown_signal()).await;
+    redauth_axum::serve::serve(listener, router, config.connections, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

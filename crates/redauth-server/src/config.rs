@@ -19,8 +19,8 @@ use redauth_core::token::MIN_SECRET_BYTES;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::listener::ConnectionLimits;
 pub use redauth_axum::cookie::{CookieSessionConfig, LoginIssues};
+use redauth_axum::serve::ConnectionLimits;
 
 /// A setting that is missing or wrong. The message is one line and names the setting
 /// the way the user wrote it (environment name, with the TOML key in parentheses).
@@ -454,11 +454,8 @@ impl Config {
         // `Secure`, so it cannot be planted from a plain-http page or (unlike a bare
         // name) be shadowed by one set without `Secure` from a sibling subdomain.
         let refresh_cookie_name = s.refresh_cookie_name.unwrap_or_else(|| {
-            if s.cookie_secure.unwrap_or(true) {
-                "__Secure-redauth_refresh".into()
-            } else {
-                "redauth_refresh".into()
-            }
+            redauth_axum::HttpConfig::default_refresh_cookie_name(s.cookie_secure.unwrap_or(true))
+                .into()
         });
         if !s.cookie_secure.unwrap_or(true)
             && (refresh_cookie_name.starts_with("__Secure-")

@@ -4,5 +4,4 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod listener;
 pub mod logging;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use redauth_server::listener::{self, ConnectionLimits};
+use redauth_axum::serve::{self as listener, ConnectionLimits};
 
 use crate::support::{Server, serve_env};
 

@@ -1,4 +1,5 @@
-//! The accept loop: what `axum::serve` did, plus the limits it lacked.
+//! The accept loop: what `axum::serve` does, plus the limits it lacks. `redauth serve`
+//! runs on it; an embedder may too (`redauth_axum::serve::serve`), or keep its own.
 //!
 //! `axum::serve` read request heads with no deadline, kept idle connections forever and
 //! accepted without bound, so a few hundred clients that each sent half a request made
@@ -46,7 +47,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use redauth_axum::error::ApiError;
+use crate::error::ApiError;
 
 /// Limits on connections. The defaults here are the configuration's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
