@@ -48,7 +48,7 @@ macro_rules! permission {
 
 /// The caller, authenticated by `Authorization: Bearer <access token>`, holding
 /// permission `P`: 401 without a valid token, 403 `forbidden` without the permission.
-pub struct RequirePermission<P: Permission>(pub Arc<Principal>, PhantomData<P>);
+pub struct RequirePermission<P: Permission>(pub Arc<Principal>, pub PhantomData<P>);
 
 impl<P: Permission> RequirePermission<P> {
     /// The authenticated principal.

@@ -17,6 +17,7 @@ mod cross_origin;
 mod embedded_mode;
 mod enumeration;
 mod feed_watch;
+mod guards;
 mod http_hygiene;
 mod interop_sveltekit;
 mod jwt_attacks;

@@ -36,6 +36,8 @@ pub struct Node {
     pub clock: Arc<ManualClock>,
     /// Cookie sessions, when the node's settings turn them on.
     pub sessions: Option<Arc<redauth_axum::cookie::CookieSessions>>,
+    /// The state `router` was built on, for tests that build a host app around it.
+    pub redauth: redauth_axum::Redauth,
 }
 
 pub struct Resp {
@@ -162,6 +164,7 @@ impl Node {
             store,
             service: built.service,
             sessions: built.state.cookie_sessions.clone(),
+            redauth: built.state.clone(),
             router: redauth_axum::router(built.state),
             clock,
         }
