@@ -28,15 +28,7 @@ fn keys() -> TokenKeys {
 }
 
 fn codec() -> AccessTokenCodec {
-    AccessTokenCodec::new(
-        &keys(),
-        AccessTokenConfig {
-            issuer: "redauth".into(),
-            audience: "redauth".into(),
-            ttl_secs: 900,
-            leeway_secs: 5,
-        },
-    )
+    AccessTokenCodec::new(&keys(), AccessTokenConfig::default())
 }
 
 /// Shaped like a real principal: random ids, one role with one permission.

@@ -61,6 +61,12 @@ impl Default for HashQueue {
     }
 }
 
+/// Password hashes run at once by default: one per core but one, so a login storm
+/// always leaves a core free for token checks (at least 1).
+pub fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 /// Length limits in Unicode scalar values (not bytes): any script counts the same,
 /// and nothing is silently truncated (bcrypt's 72-byte cut never applies to new hashes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

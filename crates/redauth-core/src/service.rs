@@ -163,47 +163,10 @@ impl std::fmt::Debug for AuthService {
     }
 }
 
-pub struct AuthServiceParts {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub keys: TokenKeys,
-    pub access: AccessTokenCodec,
-    pub passwords: PasswordHasher,
-    pub password_policy: PasswordPolicy,
-    pub sessions: SessionPolicy,
-    pub cache_capacity: u64,
-    /// No cached principal is served longer than this after it was read from the
-    /// store, whatever happened to the revocation feed (`REDAUTH_CACHE_MAX_AGE_SECS`).
-    pub cache_max_age_secs: i64,
-    pub limits: BruteForceLimits,
-}
+mod builder;
+pub use builder::{AuthServiceBuilder, BuildError};
 
 impl AuthService {
-    /// Builds the service and subscribes its cache to the store's revocation feed.
-    pub fn new(parts: AuthServiceParts) -> Arc<Self> {
-        let cache = SessionCache::new(
-            parts.cache_capacity,
-            parts.cache_max_age_secs,
-            parts.clock.clone(),
-        );
-        let sink_cache = cache.clone();
-        parts
-            .store
-            .subscribe_invalidations(Arc::new(move |event| sink_cache.apply_feed_event(event)));
-        Arc::new(Self {
-            limiter: parts.store.rate_limiter(),
-            limits: parts.limits,
-            store: parts.store,
-            clock: parts.clock,
-            keys: parts.keys,
-            access: parts.access,
-            passwords: parts.passwords,
-            password_policy: parts.password_policy,
-            sessions: parts.sessions,
-            cache,
-        })
-    }
-
     pub fn now(&self) -> crate::clock::UnixTime {
         self.clock.now()
     }

@@ -128,12 +128,18 @@ pub enum CookieSessionLayout {
     },
 }
 
+/// The library's default `sessionPrefix`.
+pub const COMPAT_SESSION_PREFIX: &str = "sk_ioredis_session";
+/// The library's default `userSessionsPrefix`.
+pub const COMPAT_USER_SESSIONS_PREFIX: &str = "sk_ioredis_user_sessions";
+
 impl CookieSessionLayout {
-    /// The library's default prefixes (`sk_ioredis_session`, `sk_ioredis_user_sessions`).
+    /// The library's default prefixes, so a SvelteKit app left at its defaults shares
+    /// its sessions with redauth without configuring either side.
     pub fn compat_defaults() -> Self {
         Self::Compat {
-            session_prefix: "sk_ioredis_session".into(),
-            user_sessions_prefix: "sk_ioredis_user_sessions".into(),
+            session_prefix: COMPAT_SESSION_PREFIX.into(),
+            user_sessions_prefix: COMPAT_USER_SESSIONS_PREFIX.into(),
         }
     }
 }

@@ -5,10 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redauth_core::password::PasswordHasher;
-use redauth_core::service::AuthServiceParts;
-use redauth_core::token::TokenKeys;
-use redauth_core::token::access::{AccessTokenCodec, AccessTokenConfig};
 use redauth_core::{AuthService, Clock, Secret, Store, StoreError};
 use thiserror::Error;
 
@@ -70,17 +66,9 @@ pub fn build_on(
     mut store_kind: StoreKind,
     clock: Arc<dyn Clock>,
 ) -> Result<App, StartError> {
-    // The secret native cookie-session keys derive from when none is configured: the
-    // JWT (access) secret, through HKDF with its own labels.
-    let mut jwt_secret = match &config.secrets {
-        SecretSource::Single(s) | SecretSource::Pair { access: s, .. } => Some(s.clone()),
-        SecretSource::GeneratedInDataDir => None,
-    };
-    let keys = match &config.secrets {
-        SecretSource::Single(s) => {
-            TokenKeys::from_single_secret(s).map_err(|e| StartError::Secret(e.to_string()))?
-        }
-        SecretSource::Pair { access, refresh } => TokenKeys::from_pair(access, refresh),
+    let (secret, refresh_secret) = match &config.secrets {
+        SecretSource::Single(s) => (s.clone(), None),
+        SecretSource::Pair { access, refresh } => (access.clone(), Some(refresh.clone())),
         SecretSource::GeneratedInDataDir => {
             let StoreKind::Embedded {
                 data_dir,
@@ -93,21 +81,12 @@ pub fn build_on(
             };
             let (secret, path) = load_or_generate_secret(data_dir)?;
             *generated_secret = Some(path);
-            jwt_secret = Some(secret.clone());
-            TokenKeys::from_single_secret(&secret).map_err(|e| StartError::Secret(e.to_string()))?
+            (secret, None)
         }
     };
-    let access = AccessTokenCodec::new(
-        &keys,
-        AccessTokenConfig {
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            ttl_secs: config.access_ttl_secs,
-            leeway_secs: 5,
-        },
-    );
-    let passwords = PasswordHasher::new(config.argon2, config.hash_concurrency, config.hash_queue)
-        .map_err(|e| StartError::Secret(e.to_string()))?;
+    // Native cookie-session keys derive from the access secret when none of their own
+    // is configured (through HKDF with their own labels).
+    let jwt_secret = secret.clone();
     let session_store = config
         .session_cookies
         .as_ref()
@@ -115,28 +94,27 @@ pub fn build_on(
         .transpose()
         .map_err(|e| StartError::Store(e.to_string()))?;
     let clock_for_sessions = clock.clone();
-    let service = AuthService::new(AuthServiceParts {
-        store,
-        clock,
-        keys,
-        access,
-        passwords,
-        password_policy: config.password_policy,
-        sessions: config.sessions.clone(),
-        cache_capacity: config.cache_capacity,
-        cache_max_age_secs: config.cache_max_age_secs,
-        limits: config.limits,
-    });
+    let mut builder = AuthService::builder(store, secret)
+        .clock(clock)
+        .access_tokens(config.access.clone())
+        .session_policy(config.sessions.clone())
+        .password_policy(config.password_policy)
+        .argon2(config.argon2)
+        .hash_concurrency(config.hash_concurrency)
+        .hash_queue(config.hash_queue)
+        .cache_capacity(config.cache_capacity)
+        .cache_max_age_secs(config.cache_max_age_secs)
+        .brute_force_limits(config.limits);
+    if let Some(refresh) = refresh_secret {
+        builder = builder.refresh_secret(refresh);
+    }
+    let service = builder
+        .build()
+        .map_err(|e| StartError::Secret(e.to_string()))?;
     let sessions = match (&config.session_cookies, session_store) {
         (Some(c), Some(store)) => Some(
-            redauth_axum::cookie::build(
-                c,
-                &service,
-                store,
-                clock_for_sessions,
-                jwt_secret.as_ref(),
-            )
-            .map_err(|e| StartError::Secret(e.to_string()))?,
+            redauth_axum::cookie::build(c, &service, store, clock_for_sessions, Some(&jwt_secret))
+                .map_err(|e| StartError::Secret(e.to_string()))?,
         ),
         _ => None,
     };

@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use redauth_core::Secret;
 use redauth_core::cookie::{CookieAttributes, SameSite};
+use redauth_core::cookie_session::CookieSessionOptions;
 use redauth_core::password::{Argon2Params, PasswordPolicy};
 use redauth_core::rate_limit::RateLimit;
 use redauth_core::service::{BruteForceLimits, SessionPolicy};
-use redauth_core::session_store::CookieSessionLayout;
+use redauth_core::session_store::{
+    COMPAT_SESSION_PREFIX, COMPAT_USER_SESSIONS_PREFIX, CookieSessionLayout,
+};
 use redauth_core::token::MIN_SECRET_BYTES;
+use redauth_core::token::access::AccessTokenConfig;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -72,6 +76,9 @@ settings! {
     jwt_issuer: String = "JWT_ISSUER",
     jwt_audience: String = "JWT_AUDIENCE",
     access_ttl_secs: i64 = "REDAUTH_ACCESS_TTL_SECS",
+    /// Seconds an access token is still accepted past its expiry (and before its
+    /// issue time): the clock skew allowed between redauth and token consumers (0 to 60).
+    access_leeway_secs: i64 = "REDAUTH_ACCESS_LEEWAY_SECS",
     refresh_ttl_secs: i64 = "REDAUTH_REFRESH_TTL_SECS",
     idle_ttl_secs: i64 = "REDAUTH_IDLE_TTL_SECS",
     refresh_reuse_grace_secs: i64 = "REDAUTH_REFRESH_REUSE_GRACE_SECS",
@@ -268,9 +275,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub store: StoreConfig,
     pub secrets: SecretSource,
-    pub issuer: String,
-    pub audience: String,
-    pub access_ttl_secs: i64,
+    /// Issuer, audience, lifetime and leeway of access tokens.
+    pub access: AccessTokenConfig,
     pub sessions: SessionPolicy,
     pub cache_capacity: u64,
     pub cache_max_age_secs: i64,
@@ -339,20 +345,23 @@ impl Config {
             &store,
         )?;
 
+        // Every default below comes from the core type it configures.
+        let access_defaults = AccessTokenConfig::default();
+        let session_defaults = SessionPolicy::default();
         let access_ttl_secs = positive(
             "REDAUTH_ACCESS_TTL_SECS (access_ttl_secs)",
             s.access_ttl_secs,
-            15 * 60,
+            access_defaults.ttl_secs,
         )?;
         let absolute = positive(
             "REDAUTH_REFRESH_TTL_SECS (refresh_ttl_secs)",
             s.refresh_ttl_secs,
-            7 * 24 * 3600,
+            session_defaults.absolute_ttl_secs,
         )?;
         let idle = positive(
             "REDAUTH_IDLE_TTL_SECS (idle_ttl_secs)",
             s.idle_ttl_secs,
-            (3 * 24 * 3600).min(absolute),
+            session_defaults.idle_ttl_secs.min(absolute),
         )?;
         if idle > absolute {
             return Err(err(
@@ -364,38 +373,42 @@ impl Config {
                 "REDAUTH_ACCESS_TTL_SECS (access_ttl_secs) must not exceed REDAUTH_REFRESH_TTL_SECS",
             ));
         }
-        let grace = s.refresh_reuse_grace_secs.unwrap_or(5);
-        if !(0..=60).contains(&grace) {
-            return Err(err(
-                "REDAUTH_REFRESH_REUSE_GRACE_SECS (refresh_reuse_grace_secs) must be 0 to 60",
-            ));
-        }
-        let max_sessions_per_user = s
-            .max_sessions_per_user
-            .unwrap_or(redauth_core::service::DEFAULT_MAX_SESSIONS_PER_USER);
-        if !(1..=redauth_core::store::MAX_SESSIONS_PER_USER_LIMIT).contains(&max_sessions_per_user)
-        {
-            return Err(err(
-                "REDAUTH_MAX_SESSIONS_PER_USER (max_sessions_per_user) must be 1 to 10000",
-            ));
-        }
-        let cache_capacity = s.cache_capacity.unwrap_or(100_000);
+        let access_leeway_secs = within(
+            "REDAUTH_ACCESS_LEEWAY_SECS (access_leeway_secs)",
+            s.access_leeway_secs,
+            access_defaults.leeway_secs,
+            0..=60,
+        )?;
+        let grace = within(
+            "REDAUTH_REFRESH_REUSE_GRACE_SECS (refresh_reuse_grace_secs)",
+            s.refresh_reuse_grace_secs,
+            session_defaults.reuse_grace_secs,
+            0..=60,
+        )?;
+        let max_sessions_per_user = within(
+            "REDAUTH_MAX_SESSIONS_PER_USER (max_sessions_per_user)",
+            s.max_sessions_per_user,
+            session_defaults.max_sessions_per_user,
+            1..=redauth_core::store::MAX_SESSIONS_PER_USER_LIMIT,
+        )?;
+        let cache_capacity = s
+            .cache_capacity
+            .unwrap_or(redauth_core::cache::DEFAULT_CAPACITY);
         if cache_capacity == 0 {
             return Err(err(
                 "REDAUTH_CACHE_CAPACITY (cache_capacity) must be at least 1",
             ));
         }
-        let cache_max_age_secs = s
-            .cache_max_age_secs
-            .unwrap_or(redauth_core::cache::DEFAULT_MAX_AGE_SECS);
-        if !(1..=3600).contains(&cache_max_age_secs) {
-            return Err(err(
-                "REDAUTH_CACHE_MAX_AGE_SECS (cache_max_age_secs) must be 1 to 3600",
-            ));
-        }
+        let cache_max_age_secs = within(
+            "REDAUTH_CACHE_MAX_AGE_SECS (cache_max_age_secs)",
+            s.cache_max_age_secs,
+            redauth_core::cache::DEFAULT_MAX_AGE_SECS,
+            1..=3600,
+        )?;
+        let password_defaults = PasswordPolicy::default();
         let password_policy = PasswordPolicy {
-            min_chars: s.password_min_chars.unwrap_or(12),
-            max_chars: s.password_max_chars.unwrap_or(128),
+            min_chars: s.password_min_chars.unwrap_or(password_defaults.min_chars),
+            max_chars: s.password_max_chars.unwrap_or(password_defaults.max_chars),
         };
         if password_policy.min_chars < 8
             || password_policy.min_chars > password_policy.max_chars
@@ -419,10 +432,9 @@ impl Config {
                 "REDAUTH_ARGON2_* : iterations and parallelism must be >= 1 and memory_kib >= 8 x parallelism",
             ));
         }
-        // One core stays free of hashing, so a login storm cannot stall token checks.
-        let hash_concurrency = s.hash_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-        });
+        let hash_concurrency = s
+            .hash_concurrency
+            .unwrap_or_else(redauth_core::password::default_hash_concurrency);
         if hash_concurrency == 0 {
             return Err(err(
                 "REDAUTH_HASH_CONCURRENCY (hash_concurrency) must be at least 1",
@@ -453,11 +465,11 @@ impl Config {
         // `__Secure-`: browsers accept a cookie of that name only over HTTPS with
         // `Secure`, so it cannot be planted from a plain-http page or (unlike a bare
         // name) be shadowed by one set without `Secure` from a sibling subdomain.
+        let cookie_secure = s.cookie_secure.unwrap_or(true);
         let refresh_cookie_name = s.refresh_cookie_name.unwrap_or_else(|| {
-            redauth_axum::HttpConfig::default_refresh_cookie_name(s.cookie_secure.unwrap_or(true))
-                .into()
+            redauth_axum::HttpConfig::default_refresh_cookie_name(cookie_secure).into()
         });
-        if !s.cookie_secure.unwrap_or(true)
+        if !cookie_secure
             && (refresh_cookie_name.starts_with("__Secure-")
                 || refresh_cookie_name.starts_with("__Host-"))
         {
@@ -521,7 +533,6 @@ impl Config {
             ),
         };
         let allowed_origins = parse_origins(s.allowed_origins.as_deref().unwrap_or(""))?;
-        let cookie_secure = s.cookie_secure.unwrap_or(true);
         let session_cookies = resolve_session_cookies(
             SessionSettings {
                 session_cookie_mode: s.session_cookie_mode,
@@ -564,9 +575,20 @@ impl Config {
             listen,
             store,
             secrets,
-            issuer: non_empty("JWT_ISSUER (jwt_issuer)", s.jwt_issuer, "redauth")?,
-            audience: non_empty("JWT_AUDIENCE (jwt_audience)", s.jwt_audience, "redauth")?,
-            access_ttl_secs,
+            access: AccessTokenConfig {
+                issuer: non_empty(
+                    "JWT_ISSUER (jwt_issuer)",
+                    s.jwt_issuer,
+                    &access_defaults.issuer,
+                )?,
+                audience: non_empty(
+                    "JWT_AUDIENCE (jwt_audience)",
+                    s.jwt_audience,
+                    &access_defaults.audience,
+                )?,
+                ttl_secs: access_ttl_secs,
+                leeway_secs: access_leeway_secs,
+            },
             sessions: SessionPolicy {
                 absolute_ttl_secs: absolute,
                 idle_ttl_secs: idle,
@@ -684,6 +706,26 @@ fn rate_limit(
         _ => Err(err(format!(
             "{name} must be <burst>/<seconds> with both above 0, or off"
         ))),
+    }
+}
+
+/// `v`, else `default`; an error naming the setting and its range when outside it, so
+/// the range is written once, in the call.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    v: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    let v = v.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(err(format!(
+            "{name} must be {} to {}",
+            range.start(),
+            range.end()
+        )))
     }
 }
 
@@ -849,6 +891,9 @@ fn resolve_secrets(
     }
 }
 
+/// The native session cookie's name, before any `__Host-` prefix.
+const NATIVE_SESSION_COOKIE: &str = "redauth_session";
+
 /// Which cookie-session format the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -997,12 +1042,12 @@ fn resolve_session_cookies(
             session_prefix: prefix(
                 "REDAUTH_SESSION_COMPAT_PREFIX (session_compat_prefix)",
                 s.session_compat_prefix.take(),
-                "sk_ioredis_session",
+                COMPAT_SESSION_PREFIX,
             )?,
             user_sessions_prefix: prefix(
                 "REDAUTH_SESSION_COMPAT_USER_PREFIX (session_compat_user_prefix)",
                 s.session_compat_user_prefix.take(),
-                "sk_ioredis_user_sessions",
+                COMPAT_USER_SESSIONS_PREFIX,
             )?,
         }
     } else {
@@ -1010,13 +1055,16 @@ fn resolve_session_cookies(
     };
     let path = s.session_cookie_path.take().unwrap_or_else(|| "/".into());
     let domain = s.session_cookie_domain.take();
+    // The library's defaults for what both formats share; redauth's own where they
+    // differ (cookie name, renewal).
+    let library = CookieSessionOptions::default();
     let name = s.session_cookie_name.take().unwrap_or_else(|| {
         if compat {
-            "session".into()
+            library.cookie.name.clone()
         } else if cookie_secure && path == "/" && domain.is_none() {
-            "__Host-redauth_session".into()
+            CookieAttributes::host_prefixed(NATIVE_SESSION_COOKIE).name
         } else {
-            "redauth_session".into()
+            NATIVE_SESSION_COOKIE.into()
         }
     });
     let cookie = CookieAttributes {
@@ -1035,12 +1083,12 @@ fn resolve_session_cookies(
     let ttl_secs = positive(
         "REDAUTH_SESSION_TTL_SECS (session_ttl_secs)",
         s.session_ttl_secs,
-        86_400,
+        library.ttl_secs,
     )?;
     let renew_before_secs = positive(
         "REDAUTH_SESSION_RENEW_BEFORE_SECS (session_renew_before_secs)",
         s.session_renew_before_secs,
-        1_800,
+        library.renew_before_secs,
     )?;
     let cache_secs = s.session_cache_secs.unwrap_or(60);
     if !(0..=3600).contains(&cache_secs) {
@@ -1055,8 +1103,10 @@ fn resolve_session_cookies(
         signed: s.session_cookie_signed.unwrap_or(true),
         encrypted,
         ttl_secs,
-        // The library's default is off; redauth's own sessions slide by default.
-        renew: s.session_renew.unwrap_or(!compat),
+        // redauth's own sessions slide by default; compat ones keep the library's.
+        renew: s
+            .session_renew
+            .unwrap_or(!compat || library.renew_before_expire),
         renew_before_secs,
         cache_secs,
         carry_anonymous_data: s.session_carry_anonymous_data.unwrap_or(false),
@@ -1356,7 +1406,7 @@ mod tests {
         let c = load(&[]).unwrap();
         assert!(matches!(c.store, StoreConfig::Embedded { .. }));
         assert!(matches!(c.secrets, SecretSource::GeneratedInDataDir));
-        assert_eq!(c.access_ttl_secs, 900);
+        assert_eq!(c.access.ttl_secs, 900);
         assert_eq!(c.sessions.absolute_ttl_secs, 7 * 24 * 3600);
         assert!(c.cookie_secure);
         assert_eq!(
@@ -1368,20 +1418,47 @@ mod tests {
         );
     }
 
+    /// `var` defaults to `default`, takes each of `ok` and refuses each of `bad` with
+    /// `message`; `read` picks the resolved value.
+    fn assert_bounded(
+        var: &str,
+        default: &str,
+        ok: &[&str],
+        bad: &[&str],
+        message: &str,
+        read: fn(&Config) -> String,
+    ) {
+        assert_eq!(read(&load(&[]).unwrap()), default, "{var} default");
+        for ok in ok {
+            assert_eq!(read(&load(&[(var, ok)]).unwrap()), *ok, "{var}={ok}");
+        }
+        for bad in bad {
+            assert_eq!(load(&[(var, bad)]).unwrap_err().0, message, "{var}={bad}");
+        }
+    }
+
+    #[test]
+    fn access_leeway_defaults_to_5_seconds_and_accepts_0_to_60() {
+        assert_bounded(
+            "REDAUTH_ACCESS_LEEWAY_SECS",
+            "5",
+            &["0", "60"],
+            &["-1", "61"],
+            "REDAUTH_ACCESS_LEEWAY_SECS (access_leeway_secs) must be 0 to 60",
+            |c| c.access.leeway_secs.to_string(),
+        );
+    }
+
     #[test]
     fn max_sessions_per_user_defaults_to_100_and_accepts_1_to_10000() {
-        assert_eq!(load(&[]).unwrap().sessions.max_sessions_per_user, 100);
-        for ok in ["1", "10000"] {
-            let c = load(&[("REDAUTH_MAX_SESSIONS_PER_USER", ok)]).unwrap();
-            assert_eq!(c.sessions.max_sessions_per_user.to_string(), ok);
-        }
-        for bad in ["0", "10001"] {
-            let e = load(&[("REDAUTH_MAX_SESSIONS_PER_USER", bad)]).unwrap_err();
-            assert_eq!(
-                e.0, "REDAUTH_MAX_SESSIONS_PER_USER (max_sessions_per_user) must be 1 to 10000",
-                "{bad}"
-            );
-        }
+        assert_bounded(
+            "REDAUTH_MAX_SESSIONS_PER_USER",
+            "100",
+            &["1", "10000"],
+            &["0", "10001"],
+            "REDAUTH_MAX_SESSIONS_PER_USER (max_sessions_per_user) must be 1 to 10000",
+            |c| c.sessions.max_sessions_per_user.to_string(),
+        );
         assert!(load(&[("REDAUTH_MAX_SESSIONS_PER_USER", "-1")]).is_err());
         let from_file: Settings = toml::from_str("max_sessions_per_user = 7").unwrap();
         assert_eq!(
@@ -1395,18 +1472,14 @@ mod tests {
 
     #[test]
     fn cache_max_age_defaults_to_a_minute_and_accepts_one_second_to_an_hour() {
-        assert_eq!(load(&[]).unwrap().cache_max_age_secs, 60);
-        for ok in ["1", "3600"] {
-            let c = load(&[("REDAUTH_CACHE_MAX_AGE_SECS", ok)]).unwrap();
-            assert_eq!(c.cache_max_age_secs.to_string(), ok);
-        }
-        for bad in ["0", "-1", "3601"] {
-            let e = load(&[("REDAUTH_CACHE_MAX_AGE_SECS", bad)]).unwrap_err();
-            assert_eq!(
-                e.0, "REDAUTH_CACHE_MAX_AGE_SECS (cache_max_age_secs) must be 1 to 3600",
-                "{bad}"
-            );
-        }
+        assert_bounded(
+            "REDAUTH_CACHE_MAX_AGE_SECS",
+            "60",
+            &["1", "3600"],
+            &["0", "-1", "3601"],
+            "REDAUTH_CACHE_MAX_AGE_SECS (cache_max_age_secs) must be 1 to 3600",
+            |c| c.cache_max_age_secs.to_string(),
+        );
         let from_file: Settings = toml::from_str("cache_max_age_secs = 15").unwrap();
         assert_eq!(Config::resolve(from_file).unwrap().cache_max_age_secs, 15);
     }
@@ -1604,7 +1677,7 @@ mod tests {
         };
         let c = Config::load(Some(&file), &env, flags).unwrap();
         assert_eq!(c.listen.port(), 2222, "flag beats file");
-        assert_eq!(c.access_ttl_secs, 120, "env beats file");
+        assert_eq!(c.access.ttl_secs, 120, "env beats file");
         assert_eq!(c.cache_capacity, 7, "file beats default");
 
         std::fs::write(&file, "jwt_secrt = \"typo\"\n").unwrap();

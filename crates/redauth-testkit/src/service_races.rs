@@ -10,12 +10,8 @@ use std::sync::Arc;
 
 use redauth_core::clock::ManualClock;
 use redauth_core::error::AuthError;
-use redauth_core::password::{Argon2Params, PasswordHasher, PasswordPolicy};
-use redauth_core::service::{
-    AuthServiceParts, BruteForceLimits, ClientInfo, NewUser, SessionPolicy,
-};
-use redauth_core::token::TokenKeys;
-use redauth_core::token::access::{AccessTokenCodec, AccessTokenConfig};
+use redauth_core::password::Argon2Params;
+use redauth_core::service::{BruteForceLimits, ClientInfo, NewUser, SessionPolicy};
 use redauth_core::{AuthService, Role, Secret, Store, User};
 
 use crate::pausing_store::PausingStore;
@@ -66,46 +62,30 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
 
 async fn rig_with_policy(inner: Arc<dyn Store>, roles: &[&str], sessions: SessionPolicy) -> Rig {
     let store = PausingStore::new(inner);
-    let keys =
-        TokenKeys::from_single_secret(&Secret::new("service races secret, 32 bytes or more"))
-            .unwrap();
-    let access = AccessTokenCodec::new(
-        &keys,
-        AccessTokenConfig {
-            issuer: "redauth".into(),
-            audience: "redauth".into(),
-            ttl_secs: 900,
-            leeway_secs: 5,
-        },
-    );
-    let service = AuthService::new(AuthServiceParts {
-        store: store.clone(),
-        clock: Arc::new(ManualClock::starting_now()),
-        keys,
-        access,
-        passwords: PasswordHasher::new(
-            Argon2Params {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            2,
-            Default::default(),
-        )
-        .unwrap(),
-        password_policy: PasswordPolicy::default(),
-        sessions,
-        cache_capacity: 1000,
-        cache_max_age_secs: redauth_core::cache::DEFAULT_MAX_AGE_SECS,
-        limits: BruteForceLimits {
-            login_per_ip: None,
-            login_failures_per_account: None,
-            login_failures_per_account_total: None,
-            password_failures_per_session: None,
-            refresh_per_ip: None,
-            ..BruteForceLimits::default()
-        },
-    });
+    let service = AuthService::builder(
+        store.clone(),
+        Secret::new("service races secret, 32 bytes or more"),
+    )
+    .clock(Arc::new(ManualClock::starting_now()))
+    // Cheap hashes: the races are about ordering, not cost.
+    .argon2(Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .hash_concurrency(2)
+    .session_policy(sessions)
+    .cache_capacity(1000)
+    .brute_force_limits(BruteForceLimits {
+        login_per_ip: None,
+        login_failures_per_account: None,
+        login_failures_per_account_total: None,
+        password_failures_per_session: None,
+        refresh_per_ip: None,
+        ..BruteForceLimits::default()
+    })
+    .build()
+    .unwrap();
     for r in ["admin", "editor", "viewer"] {
         let permission = if r == "admin" {
             redauth_core::model::ADMIN_PERMISSION.to_owned()

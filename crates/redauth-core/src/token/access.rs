@@ -106,13 +106,29 @@ fn cow_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str
     Ok(Option::<Str<'a>>::deserialize(d)?.map(|s| s.0))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenConfig {
     pub issuer: String,
     pub audience: String,
     pub ttl_secs: i64,
-    /// Allowed clock skew between redauth nodes and token consumers.
+    /// Allowed clock skew between redauth nodes and token consumers: a token is still
+    /// accepted this long after `exp`, and this long before `iat`/`nbf`.
     pub leeway_secs: i64,
+}
+
+impl Default for AccessTokenConfig {
+    /// 15 minutes: short enough that a leaked token is soon useless, long enough that
+    /// a page refreshes it a handful of times an hour. The 5 s leeway absorbs the clock
+    /// skew of NTP-synchronised hosts (milliseconds) with a wide margin, while adding
+    /// little to a token's life.
+    fn default() -> Self {
+        Self {
+            issuer: "redauth".into(),
+            audience: "redauth".into(),
+            ttl_secs: 15 * 60,
+            leeway_secs: 5,
+        }
+    }
 }
 
 pub struct AccessTokenCodec {

@@ -299,6 +299,34 @@ async fn idle_and_absolute_lifetimes_end_the_session() {
     );
 }
 
+/// `REDAUTH_ACCESS_LEEWAY_SECS`: how long past `exp` an access token is still
+/// accepted (clock skew between nodes and consumers); 0 ends it at `exp` exactly.
+#[tokio::test]
+async fn the_access_token_leeway_is_a_setting() {
+    for leeway in [0, 30] {
+        let app = TestApp::start_with(redauth_server::config::Settings {
+            access_ttl_secs: Some(600),
+            access_leeway_secs: Some(leeway),
+            ..Default::default()
+        })
+        .await;
+        app.user("alice", &[]).await;
+        let (access, _) = app.login("alice").await;
+        app.clock.advance(600 + leeway - 1);
+        assert_eq!(
+            app.get_bearer("/api/auth/me", &access).await.status,
+            StatusCode::OK,
+            "leeway {leeway}"
+        );
+        app.clock.advance(1);
+        assert_eq!(
+            app.get_bearer("/api/auth/me", &access).await.error_code(),
+            "token_expired",
+            "leeway {leeway}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn access_tokens_expire_and_refresh_gives_a_working_one() {
     let app = TestApp::start().await;

@@ -10,6 +10,7 @@
 mod admin;
 mod auth_flow;
 mod brute_force;
+mod builder;
 mod cache_and_round_trips;
 mod cli;
 mod connections;
