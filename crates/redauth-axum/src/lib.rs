@@ -1,6 +1,113 @@
-//! redauth's HTTP layer for axum.
+//! redauth for axum: login, refresh, logout, sessions and administration as a router
+//! you merge into your app, and extractors that protect your own routes.
 //!
-//! (The embedder's guide is written in the next step of issue 12.)
+//! redauth keeps users, roles, login sessions and cookie sessions in Redis (or in an
+//! embedded file store), caches live sessions in memory, and hears revocations from
+//! every node. This crate is its HTTP face: the same code `redauth serve` runs.
+//!
+//! # Protect your routes
+//!
+//! Build the service on a store, wrap it in a [`Redauth`], and keep that in your own
+//! state. [`AuthUser`] needs a live access token (`Authorization: Bearer …`);
+//! [`RequirePermission`] also needs a permission, declared with [`permission!`].
+//! [`router`] is redauth's whole API (`/api/auth/*`, `/api/admin/*`, `/healthz`,
+//! `/readyz`), merged beside your routes:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, extract::FromRef, routing::get};
+//! use redauth_axum::{AuthUser, Redauth, RequirePermission};
+//! use redauth_core::{AuthService, Secret};
+//!
+//! redauth_axum::permission!(ReadReports = "reports:read");
+//!
+//! #[derive(Clone)]
+//! struct AppState { redauth: Redauth }
+//! impl FromRef<AppState> for Redauth {
+//!     fn from_ref(s: &AppState) -> Redauth { s.redauth.clone() }
+//! }
+//!
+//! async fn hello(AuthUser(user): AuthUser) -> String { format!("hello, {}", user.username) }
+//! async fn reports(RequirePermission(user, _): RequirePermission<ReadReports>) -> String {
+//!     format!("reports for {}", user.username)
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(redauth_embedded::EmbeddedStore::open("data".as_ref())?);
+//! let service = AuthService::builder(store, Secret::new(std::env::var("JWT_SECRET")?)).build()?;
+//! let redauth = Redauth::new(service);
+//! let app: Router = Router::new()
+//!     .route("/hello", get(hello))
+//!     .route("/reports", get(reports))
+//!     .merge(redauth_axum::router(redauth.clone()))
+//!     .with_state(AppState { redauth });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/embed` in the repository is this app, with its tests.
+//!
+//! A revoked session (logout, log out everywhere, a password change, a disabled user,
+//! a reused refresh token) is refused by these extractors on every node at once, as on
+//! redauth's own routes. Rejections are redauth's stable JSON error bodies
+//! (`{"error": "<code>", "message": "…"}`, see [`error`]): 401 without a valid token,
+//! 403 without the permission.
+//!
+//! # Only the extractors
+//!
+//! Nothing forces the API on you: an app that issues tokens elsewhere (the CLI, another
+//! redauth node) can use [`AuthUser`] and [`RequirePermission`] without merging
+//! [`router`]. They read [`Redauth`] from your state through `FromRef`.
+//!
+//! # Cookie sessions
+//!
+//! With cookie sessions on ([`Redauth::with_cookie_sessions`], see [`cookie::build`]),
+//! [`CookieSession<T>`] gives a route the session's user and its data as your own type.
+//! Add the [`set_session_cookies`] middleware to those routes: a check may renew the
+//! cookie or move the session to a new id, and the middleware sends that `Set-Cookie`
+//! with your response. A cookie-authenticated request that changes state (anything but
+//! GET, HEAD, OPTIONS) must pass the CSRF check ([`cross_origin`]); the extractor runs
+//! it, since your routes are outside redauth's edge middleware.
+//!
+//! ```no_run
+//! # use axum::{Router, routing::post};
+//! # use redauth_axum::{CookieSession, Redauth, set_session_cookies};
+//! #[derive(serde::Deserialize)]
+//! struct Cart { items: Vec<String> }
+//!
+//! async fn checkout(session: CookieSession<Cart>) -> String {
+//!     match session.user {
+//!         Some(user) => format!("{} buys {} items", user.username, session.data.items.len()),
+//!         None => "log in first".into(),
+//!     }
+//! }
+//! # fn routes(redauth: Redauth) -> Router {
+//! Router::new()
+//!     .route("/checkout", post(checkout))
+//!     .layer(axum::middleware::from_fn(set_session_cookies))
+//!     .with_state(redauth)
+//! # }
+//! ```
+//!
+//! # What every redauth route does
+//!
+//! The edge middleware in [`router`] gives each request an id (`x-request-id`, echoed,
+//! and on every log line through [`request_id`]), refuses oversized headers (431),
+//! answers CORS for the origins you allow ([`HttpConfig::allowed_origins`]), runs the
+//! CSRF check, sets security headers (`Cache-Control: no-store`, CSP, `X-Frame-Options`,
+//! HSTS when configured) and writes one access-log line with the path only (never the
+//! query or the body).
+//!
+//! # Serving
+//!
+//! `axum::serve` has no header-read timeout, idle timeout or connection cap; a few
+//! hundred slow clients exhaust it. [`serve::serve`] is the accept loop `redauth serve`
+//! uses, with all of them and a graceful-shutdown deadline. Either way, requests need
+//! [`axum::extract::ConnectInfo`] (the client address for per-IP rate limits) unless
+//! [`HttpConfig::client_ip_header`] names a header your proxy sets.
+
+// TODO(issue 12, item 6): #![deny(missing_docs)] once the handlers settle.
 
 pub mod admin;
 pub mod auth;
@@ -25,6 +132,8 @@ use axum::routing::{delete, get, post, put};
 use redauth_core::AuthService;
 
 use self::error::ApiError;
+pub use self::extract::{AdminUser, AuthUser};
+pub use self::guards::{CookieSession, Permission, RequirePermission, set_session_cookies};
 
 /// Largest request body accepted; real requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -59,6 +168,19 @@ impl HttpConfig {
             "__Secure-redauth_refresh"
         } else {
             "redauth_refresh"
+        }
+    }
+}
+
+impl HttpConfig {
+    /// For an app served over plain http (local development only): cookies without
+    /// `Secure` (browsers would drop them), the bare refresh-cookie name, no HSTS.
+    pub fn plain_http() -> Self {
+        Self {
+            refresh_cookie_name: Self::default_refresh_cookie_name(false).into(),
+            cookie_secure: false,
+            hsts: false,
+            ..Self::default()
         }
     }
 }
