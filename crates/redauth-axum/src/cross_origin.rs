@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::Redauth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 fn is_allowed(state: &Redauth, origin: &str) -> bool {
     state.http.allowed_origins.iter().any(|o| o == origin)
@@ -68,8 +68,7 @@ fn csrf_verdict(state: &Redauth, method: &Method, headers: &HeaderMap) -> Result
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf_rejected",
+            ErrorCode::CsrfRejected,
             "cross-site request with cookies refused; add the origin to REDAUTH_ALLOWED_ORIGINS if it is yours",
         ))
     }
