@@ -1,5 +1,6 @@
-//! The JSON request bodies of the HTTP API: `LoginRequest`, `RefreshRequest`,
-//! `ChangePassword` (auth) and `CreateUser`, `SetRoles`, `PutRole` (admin).
+//! The JSON request bodies of the HTTP API (`redauth_axum::dto`): `LoginRequest`,
+//! `RefreshRequest`, `ChangePasswordRequest` (auth) and `CreateUserRequest`,
+//! `SetRolesRequest`, `PutRoleRequest` (admin).
 //!
 //! The first byte picks a `Content-Type`; the rest is the body. Every body goes to every
 //! type, both through `serde_json::from_slice` and through the server's own `ApiJson`
@@ -20,9 +21,11 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use libfuzzer_sys::fuzz_target;
-use redauth_server::http::admin::{CreateUser, PutRole, SetRoles};
-use redauth_server::http::auth::{ChangePassword, LoginRequest, RefreshRequest};
-use redauth_server::http::extract::ApiJson;
+use redauth_axum::dto::{
+    ChangePasswordRequest, CreateUserRequest, LoginRequest, PutRoleRequest, RefreshRequest,
+    SetRolesRequest,
+};
+use redauth_axum::extract::ApiJson;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -53,14 +56,14 @@ const REFRESH: Shape = Shape {
     fields: &[("refresh_token", Kind::Str, true)],
 };
 const CHANGE_PASSWORD: Shape = Shape {
-    name: "ChangePassword",
+    name: "ChangePasswordRequest",
     fields: &[
         ("current_password", Kind::Str, true),
         ("new_password", Kind::Str, true),
     ],
 };
 const CREATE_USER: Shape = Shape {
-    name: "CreateUser",
+    name: "CreateUserRequest",
     fields: &[
         ("username", Kind::Str, true),
         ("email", Kind::Str, true),
@@ -69,11 +72,11 @@ const CREATE_USER: Shape = Shape {
     ],
 };
 const SET_ROLES: Shape = Shape {
-    name: "SetRoles",
+    name: "SetRolesRequest",
     fields: &[("roles", Kind::Strings, true)],
 };
 const PUT_ROLE: Shape = Shape {
-    name: "PutRole",
+    name: "PutRoleRequest",
     fields: &[("permissions", Kind::Strings, true)],
 };
 
@@ -135,7 +138,7 @@ const CONTENT_TYPES: &[Option<&str>] = &[
 fn check<T: DeserializeOwned>(shape: &Shape, content_type: Option<&str>, body: &[u8]) {
     // redauth's own body parser (objects only), not bare serde, which also reads a
     // struct from an array.
-    let typed = redauth_server::http::extract::parse_json::<T>(body);
+    let typed = redauth_axum::extract::parse_json::<T>(body);
     let value = serde_json::from_slice::<Value>(body);
     if typed.is_ok() {
         let value = value.as_ref().expect("typed parse implies JSON");
@@ -170,25 +173,25 @@ fn check<T: DeserializeOwned>(shape: &Shape, content_type: Option<&str>, body: &
         Err(e) => {
             assert!(
                 matches!(
-                    e.status,
+                    e.status(),
                     StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE
                 ),
                 "{}: status {}",
                 shape.name,
-                e.status
+                e.status()
             );
             if content_type == Some("application/json") {
                 assert!(
                     typed.is_err(),
                     "{}: extractor refused ({} {}) what serde accepts",
                     shape.name,
-                    e.status,
+                    e.status(),
                     e.message
                 );
-                assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                assert_eq!(e.status(), StatusCode::BAD_REQUEST);
             }
             if matches!(content_type, None | Some("text/plain" | "")) {
-                assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                assert_eq!(e.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
             let res = axum::response::IntoResponse::into_response(e);
             assert!(!res.status().is_server_error());
@@ -203,8 +206,8 @@ fuzz_target!(|data: &[u8]| {
     let content_type = CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()];
     check::<LoginRequest>(&LOGIN, content_type, body);
     check::<RefreshRequest>(&REFRESH, content_type, body);
-    check::<ChangePassword>(&CHANGE_PASSWORD, content_type, body);
-    check::<CreateUser>(&CREATE_USER, content_type, body);
-    check::<SetRoles>(&SET_ROLES, content_type, body);
-    check::<PutRole>(&PUT_ROLE, content_type, body);
+    check::<ChangePasswordRequest>(&CHANGE_PASSWORD, content_type, body);
+    check::<CreateUserRequest>(&CREATE_USER, content_type, body);
+    check::<SetRolesRequest>(&SET_ROLES, content_type, body);
+    check::<PutRoleRequest>(&PUT_ROLE, content_type, body);
 });

@@ -4,56 +4,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use redauth_core::Role;
 use redauth_core::service::NewUser;
-use redauth_core::{Role, User};
-use serde::{Deserialize, Serialize};
 
 use crate::Redauth;
+use crate::dto::{
+    AdminUserView, CreateUserRequest, PutRoleRequest, RoleList, SetRolesRequest, UserList,
+};
 use crate::error::ApiError;
 use crate::extract::{AdminUser, ApiJson};
-
-/// A user as admins see it: everything but the password hash.
-#[derive(Serialize)]
-pub struct AdminUserView {
-    id: String,
-    username: String,
-    email: String,
-    roles: Vec<String>,
-    disabled: bool,
-    created_at: i64,
-    updated_at: i64,
-    password_changed_at: i64,
-}
-
-impl From<User> for AdminUserView {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            username: u.username,
-            email: u.email,
-            roles: u.roles,
-            disabled: u.disabled,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            password_changed_at: u.password_changed_at,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    username: String,
-    email: String,
-    password: String,
-    #[serde(default)]
-    roles: Vec<String>,
-}
 
 pub async fn create_user(
     State(state): State<Redauth>,
     _: AdminUser,
-    ApiJson(req): ApiJson<CreateUser>,
+    ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<AdminUserView>), ApiError> {
     let new = NewUser {
         username: req.username,
@@ -68,7 +32,7 @@ pub async fn create_user(
 pub async fn list_users(
     State(state): State<Redauth>,
     _: AdminUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserList>, ApiError> {
     let users: Vec<AdminUserView> = state
         .service
         .list_users()
@@ -76,7 +40,7 @@ pub async fn list_users(
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(serde_json::json!({ "users": users })))
+    Ok(Json(UserList { users }))
 }
 
 pub async fn get_user(
@@ -112,17 +76,11 @@ pub async fn enable_user(
     Ok(Json(state.service.set_disabled(&id, false).await?.into()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetRoles {
-    roles: Vec<String>,
-}
-
 pub async fn set_user_roles(
     State(state): State<Redauth>,
     _: AdminUser,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<SetRoles>,
+    ApiJson(req): ApiJson<SetRolesRequest>,
 ) -> Result<Json<AdminUserView>, ApiError> {
     Ok(Json(
         state.service.set_user_roles(&id, req.roles).await?.into(),
@@ -132,23 +90,17 @@ pub async fn set_user_roles(
 pub async fn list_roles(
     State(state): State<Redauth>,
     _: AdminUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(
-        serde_json::json!({ "roles": state.service.list_roles().await? }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutRole {
-    permissions: Vec<String>,
+) -> Result<Json<RoleList>, ApiError> {
+    Ok(Json(RoleList {
+        roles: state.service.list_roles().await?,
+    }))
 }
 
 pub async fn put_role(
     State(state): State<Redauth>,
     _: AdminUser,
     Path(name): Path<String>,
-    ApiJson(req): ApiJson<PutRole>,
+    ApiJson(req): ApiJson<PutRoleRequest>,
 ) -> Result<Json<Role>, ApiError> {
     Ok(Json(
         state

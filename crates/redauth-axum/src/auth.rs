@@ -5,97 +5,45 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use redauth_core::service::IssuedTokens;
-use redauth_core::{AuthError, Session, ValidationError};
-use serde::{Deserialize, Serialize};
+use redauth_core::{AuthError, ValidationError};
 
-use crate::Redauth;
+use crate::dto::{
+    ChangePasswordRequest, Delivery, LoginRequest, MeView, RefreshRequest, SessionPage,
+    SessionView, SessionsQuery, TokenResponse, TokenType,
+};
 use crate::error::ApiError;
 use crate::extract::{
     ApiJson, AuthUser, bearer_token, client_info, cookie, is_json, parse_json,
     unsupported_media_type,
 };
-
-/// How the client wants its refresh token. `cookie` (default) keeps it out of reach
-/// of page scripts; `body` is for clients that cannot hold cookies (mobile, CLI,
-/// server-to-server), which must then store it safely themselves.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Delivery {
-    #[default]
-    Cookie,
-    Body,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    username: String,
-    password: String,
-    #[serde(default)]
-    refresh_token_delivery: Delivery,
-    /// Initial data of the session cookie (a JSON object), when login sets one.
-    #[serde(default)]
-    session_data: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    refresh_token: String,
-}
-
-#[derive(Serialize)]
-struct UserView<'a> {
-    id: &'a str,
-    username: &'a str,
-    roles: &'a [String],
-}
-
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'static str,
-    expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    user: UserView<'a>,
-}
+use crate::{Redauth, append_set_cookie};
 
 pub(super) fn token_response(
     state: &Redauth,
     issued: &IssuedTokens,
     delivery: Delivery,
-) -> Response {
+) -> Result<Response, ApiError> {
     let p = &issued.principal;
     let body = TokenResponse {
-        access_token: &issued.access_token,
-        token_type: "Bearer",
+        access_token: issued.access_token.clone(),
+        token_type: TokenType::Bearer,
         expires_in: issued.expires_in,
-        refresh_token: (delivery == Delivery::Body).then(|| issued.refresh_token.as_str()),
-        user: UserView {
-            id: &p.user_id,
-            username: &p.username,
-            roles: p.roles(),
-        },
+        refresh_token: (delivery == Delivery::Body)
+            .then(|| issued.refresh_token.as_str().to_owned()),
+        user: p.as_ref().into(),
     };
     let mut res = Json(body).into_response();
     if delivery == Delivery::Cookie {
         let max_age = (p.session_expires_at - state.service.now()).max(0);
-        set_cookie(
+        append_set_cookie(
             &mut res,
-            &state.refresh_cookie(issued.refresh_token.as_str(), max_age),
+            &state.refresh_cookie(issued.refresh_token.as_str(), max_age)?,
         );
     }
-    res
-}
-
-fn set_cookie(res: &mut Response, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    Ok(res)
 }
 
 pub async fn login(
@@ -132,7 +80,7 @@ pub async fn login(
             client_info(&parts, &state.http),
         )
         .await?;
-    Ok(token_response(&state, &issued, req.refresh_token_delivery))
+    token_response(&state, &issued, req.refresh_token_delivery)
 }
 
 /// The refresh token from a JSON body (`{"refresh_token": …}`) if there is a body,
@@ -168,13 +116,13 @@ pub async fn refresh(
         .refresh(&token, &client_info(&parts, &state.http))
         .await
     {
-        Ok(issued) => Ok(token_response(&state, &issued, delivery)),
+        Ok(issued) => token_response(&state, &issued, delivery),
         Err(e @ (AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused))
             if delivery == Delivery::Cookie =>
         {
             // The cookie can never work again: drop it along with the error.
             let mut res = ApiError::from(e).into_response();
-            set_cookie(&mut res, &state.clear_refresh_cookie());
+            append_set_cookie(&mut res, &state.clear_refresh_cookie());
             Ok(res)
         }
         Err(e) => Err(e.into()),
@@ -205,15 +153,8 @@ pub async fn logout_all(
     Ok(state.no_content_clearing_cookie())
 }
 
-pub async fn me(AuthUser(p): AuthUser) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "id": p.user_id,
-        "username": p.username,
-        "roles": p.roles(),
-        "permissions": p.permissions(),
-        "session_id": p.session_id,
-        "session_expires_at": p.session_expires_at,
-    }))
+pub async fn me(AuthUser(p): AuthUser) -> Json<MeView> {
+    Json(p.as_ref().into())
 }
 
 /// For reverse proxies (`auth_request`, `forward_auth`) and SvelteKit hooks: 204 with
@@ -244,41 +185,6 @@ pub async fn verify(AuthUser(p): AuthUser) -> Response {
     res
 }
 
-#[derive(Serialize)]
-struct SessionView {
-    id: String,
-    current: bool,
-    created_at: i64,
-    last_seen: i64,
-    expires_at: i64,
-    absolute_expiry: i64,
-    ip: Option<String>,
-    user_agent: Option<String>,
-}
-
-impl SessionView {
-    fn new(s: Session, current_sid: &str) -> Self {
-        Self {
-            current: s.sid == current_sid,
-            expires_at: s.expires_at(),
-            id: s.sid,
-            created_at: s.created_at,
-            last_seen: s.last_seen,
-            absolute_expiry: s.absolute_expiry,
-            ip: s.ip,
-            user_agent: s.user_agent,
-        }
-    }
-}
-
-/// `?limit=&cursor=` of `GET /api/auth/sessions`. Kept as text so that a malformed
-/// value gets the service's own validation error, not the extractor's.
-#[derive(Deserialize)]
-pub struct SessionsQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
 /// One page of the caller's sessions: `{"sessions": [...], "next_cursor": "…" | null}`.
 /// Without `cursor` it is the first page, as before pagination (`sessions` unchanged);
 /// a client follows `next_cursor` until it is null.
@@ -286,7 +192,7 @@ pub async fn sessions(
     State(state): State<Redauth>,
     AuthUser(p): AuthUser,
     query: Result<Query<SessionsQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SessionPage>, ApiError> {
     let Query(query) =
         query.map_err(|_| ApiError::invalid_request("query: expected limit and cursor"))?;
     let limit = query
@@ -305,10 +211,10 @@ pub async fn sessions(
         .into_iter()
         .map(|s| SessionView::new(s, &p.session_id))
         .collect();
-    Ok(Json(serde_json::json!({
-        "sessions": list,
-        "next_cursor": page.next.map(|c| c.to_string()),
-    })))
+    Ok(Json(SessionPage {
+        sessions: list,
+        next_cursor: page.next.map(|c| c.to_string()),
+    }))
 }
 
 pub async fn delete_session(
@@ -320,18 +226,11 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangePassword {
-    current_password: String,
-    new_password: String,
-}
-
 pub async fn change_password(
     State(state): State<Redauth>,
     AuthUser(p): AuthUser,
     parts: Parts,
-    ApiJson(req): ApiJson<ChangePassword>,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     state
         .service

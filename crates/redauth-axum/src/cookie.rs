@@ -9,7 +9,6 @@ use crate::cookie_auth::{CookieAuth, CookieAuthOptions, CookieCheck};
 use axum::Json;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redauth_core::cookie::CookieAttributes;
 use redauth_core::cookie::compat::CompatCodec;
@@ -23,13 +22,14 @@ use redauth_core::session_store::CookieSessionStore;
 use redauth_core::session_store::LINK_KEY;
 use redauth_core::{AuthService, Clock, Secret};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::str::FromStr;
 
-use crate::Redauth;
-use crate::auth::{Delivery, token_response};
-use crate::error::ApiError;
+use crate::auth::token_response;
+use crate::dto::{CookieLoginResponse, CookieSessionInfo, CookieSessionView, Delivery, UserView};
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::cookie;
+use crate::{Redauth, append_set_cookie};
 
 /// Cookie sessions as configured for the HTTP API.
 #[derive(Debug)]
@@ -47,12 +47,6 @@ impl CookieSessions {
     }
 }
 
-pub(super) fn append_set_cookie(res: &mut Response, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
-}
-
 /// `GET /api/auth/session`: 200 with `user` (null for a session no redauth login
 /// made), `session` and `data`; 401 `missing_session` without the cookie, 401
 /// `invalid_session` (and a cleared cookie) for a forged, unknown or ended one.
@@ -64,15 +58,15 @@ pub async fn get_session(
     let (parts, _) = req.into_parts();
     let Some(sessions) = &state.cookie_sessions else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "cookie sessions are not enabled (REDAUTH_SESSION_COOKIE_MODE)",
         ));
     };
     match sessions.auth.check(sessions.presented(&parts)?).await {
-        Ok(check) => {
-            let mut res = Json(view(&check)).into_response();
-            if let Some(set) = &check.set_cookie {
+        Ok(mut check) => {
+            let set_cookie = check.set_cookie.take();
+            let mut res = Json(view(check)).into_response();
+            if let Some(set) = &set_cookie {
                 append_set_cookie(&mut res, set);
             }
             Ok(res)
@@ -86,23 +80,15 @@ pub async fn get_session(
     }
 }
 
-fn view(check: &CookieCheck) -> Value {
-    let user = check.principal.as_ref().map(|p| {
-        json!({
-            "id": p.user_id,
-            "username": p.username,
-            "roles": p.roles(),
-            "permissions": p.permissions(),
-        })
-    });
-    json!({
-        "user": user,
-        "session": {
-            "id": check.principal.as_ref().map(|p| p.session_id.as_str()),
-            "expires_at": check.expires_at,
+fn view(check: CookieCheck) -> CookieSessionView {
+    CookieSessionView {
+        user: check.principal.as_deref().map(UserView::from),
+        session: CookieSessionInfo {
+            id: check.principal.as_ref().map(|p| p.session_id.to_string()),
+            expires_at: check.expires_at,
         },
-        "data": check.data,
-    })
+        data: check.data,
+    }
 }
 
 /// The login handler's path when login sets a session cookie.
@@ -126,13 +112,16 @@ pub(super) async fn login(
         )
         .await?;
     let mut res = if sessions.issues_tokens {
-        token_response(state, &login.tokens, delivery)
+        token_response(state, &login.tokens, delivery)?
     } else {
         let p = &login.tokens.principal;
-        Json(json!({
-            "user": { "id": p.user_id, "username": p.username, "roles": p.roles() },
-            "session": { "id": p.session_id, "expires_at": login.session.expires_at },
-        }))
+        Json(CookieLoginResponse {
+            user: p.as_ref().into(),
+            session: CookieSessionInfo {
+                id: Some(p.session_id.to_string()),
+                expires_at: login.session.expires_at,
+            },
+        })
         .into_response()
     };
     append_set_cookie(&mut res, &login.set_cookie);

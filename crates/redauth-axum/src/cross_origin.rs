@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::Redauth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 fn is_allowed(state: &Redauth, origin: &str) -> bool {
     state.http.allowed_origins.iter().any(|o| o == origin)
@@ -74,8 +74,7 @@ pub(crate) fn csrf_verdict(
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf_rejected",
+            ErrorCode::CsrfRejected,
             "cross-site request with cookies refused; add the origin to REDAUTH_ALLOWED_ORIGINS if it is yours",
         ))
     }

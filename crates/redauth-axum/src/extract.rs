@@ -7,13 +7,14 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use redauth_core::cookie::find_cookie;
 use redauth_core::model::ADMIN_PERMISSION;
 use redauth_core::service::ClientInfo;
 use redauth_core::{AuthError, Principal};
 use serde::de::DeserializeOwned;
 
 use crate::Redauth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The caller, authenticated by `Authorization: Bearer <access token>`.
 pub struct AuthUser(pub Arc<Principal>);
@@ -94,8 +95,7 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
 
 pub fn unsupported_media_type() -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         "expected Content-Type: application/json",
     )
 }
@@ -150,30 +150,14 @@ pub fn client_info(parts: &Parts, http: &crate::HttpConfig) -> ClientInfo {
     }
 }
 
-/// The value of cookie `name` from the request's `Cookie` headers.
-/// The value of cookie `name`. Two cookies of that name with different values are
-/// refused (400), not resolved by taking the first: a cookie planted from a sibling
-/// subdomain (or over plain http) is sent beside the real one, and taking either would
-/// let the planter choose the session the victim acts in.
+/// The value of cookie `name` from the request's `Cookie` headers, read by
+/// [`find_cookie`]: two cookies of that name with different values are a 400 (see
+/// there why neither may be picked). Header values that are not text are skipped.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError> {
-    let mut found: Option<&str> = None;
-    for value in parts
+    let headers = parts
         .headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter_map(|(k, v)| (k == name).then_some(v))
-    {
-        match found {
-            Some(first) if first != value => {
-                return Err(ApiError::invalid_request(format!(
-                    "the request carries two different {name} cookies"
-                )));
-            }
-            _ => found = Some(value),
-        }
-    }
-    Ok(found)
+        .filter_map(|v| v.to_str().ok());
+    find_cookie(headers, name).map_err(|e| ApiError::invalid_request(e.to_string()))
 }

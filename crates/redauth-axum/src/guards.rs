@@ -177,10 +177,5 @@ where
 }
 
 fn internal() -> Response {
-    ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    )
-    .into_response()
+    ApiError::new(crate::error::ErrorCode::Internal, "internal error").into_response()
 }

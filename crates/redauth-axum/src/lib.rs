@@ -114,6 +114,7 @@ pub mod auth;
 pub mod cookie;
 pub mod cookie_auth;
 pub mod cross_origin;
+pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod guards;
@@ -130,8 +131,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use redauth_core::AuthService;
+use redauth_core::cookie::{CookieAttributes, CookieError, SameSite};
 
-use self::error::ApiError;
+use self::dto::{FeedStatus, Health, HealthStatus, Readiness, ReadyStatus};
+use self::error::{ApiError, ErrorCode};
 pub use self::extract::{AdminUser, AuthUser};
 pub use self::guards::{CookieSession, Permission, RequirePermission, set_session_cookies};
 
@@ -246,40 +249,55 @@ impl Redauth {
 
 /// The refresh cookie is scoped to the auth endpoints, so it never travels with
 /// ordinary page or API requests.
-const REFRESH_COOKIE_PATH: &str = "/api/auth";
+pub const REFRESH_COOKIE_PATH: &str = "/api/auth";
+
+impl HttpConfig {
+    /// The refresh cookie: `HttpOnly` (page scripts never see the long-lived token),
+    /// `SameSite=Strict` (no cross-site request carries it), `Path=/api/auth` and
+    /// `Secure` unless turned off for local http. Rendered by the same
+    /// [`CookieAttributes`] as the session cookie, so both follow one set of rules.
+    pub fn refresh_cookie_attributes(&self) -> CookieAttributes {
+        CookieAttributes {
+            name: self.refresh_cookie_name.clone(),
+            path: REFRESH_COOKIE_PATH.to_owned(),
+            domain: None,
+            http_only: true,
+            secure: self.cookie_secure,
+            same_site: SameSite::Strict,
+        }
+    }
+}
 
 impl Redauth {
-    fn cookie_attributes(&self) -> String {
-        let secure = if self.http.cookie_secure {
-            "; Secure"
-        } else {
-            ""
-        };
-        format!("; Path={REFRESH_COOKIE_PATH}; HttpOnly{secure}; SameSite=Strict")
+    /// `Set-Cookie` for a refresh token valid `max_age` more seconds.
+    pub fn refresh_cookie(&self, token: &str, max_age: i64) -> Result<String, CookieError> {
+        self.http
+            .refresh_cookie_attributes()
+            .set_cookie(token, Some(max_age))
     }
 
-    pub fn refresh_cookie(&self, token: &str, max_age: i64) -> String {
-        format!(
-            "{}={token}; Max-Age={max_age}{}",
-            self.http.refresh_cookie_name,
-            self.cookie_attributes()
-        )
-    }
-
+    /// `Set-Cookie` that removes the refresh cookie.
     pub fn clear_refresh_cookie(&self) -> String {
-        format!(
-            "{}=; Max-Age=0{}",
-            self.http.refresh_cookie_name,
-            self.cookie_attributes()
-        )
+        self.http.refresh_cookie_attributes().clear_cookie()
     }
 
     fn no_content_clearing_cookie(&self) -> Response {
         let mut res = StatusCode::NO_CONTENT.into_response();
-        if let Ok(v) = HeaderValue::from_str(&self.clear_refresh_cookie()) {
+        append_set_cookie(&mut res, &self.clear_refresh_cookie());
+        res
+    }
+}
+
+/// Adds a `Set-Cookie` to `res`. Every value is rendered by [`CookieAttributes`] from
+/// names and attributes checked when the settings are loaded and values redauth made
+/// itself (base64url tokens, encoded session ids), so this does not fail in practice;
+/// if it did, the cookie is left out and the bug logged rather than the request failed.
+pub(crate) fn append_set_cookie(res: &mut Response, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
             res.headers_mut().append(header::SET_COOKIE, v);
         }
-        res
+        Err(_) => tracing::error!("a Set-Cookie value is not a valid header; not sent"),
     }
 }
 
@@ -325,8 +343,10 @@ where
         .with_state(state)
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: HealthStatus::Ok,
+    })
 }
 
 /// 200 when the store answers, whatever the revocation feed's state: a node whose feed
@@ -334,16 +354,17 @@ async fn healthz() -> axum::Json<serde_json::Value> {
 /// state is reported for operators and for the benchmark's P6, which waits on it:
 /// `subscribed` (the session cache is trusted), `lost` (not yet or no longer
 /// subscribed; the cache is off), `none` (a store without a feed).
-async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<Readiness>, ApiError> {
     state.service.ready().await?;
-    let feed = match (state.revocation_feed, state.service.cache().is_trusted()) {
-        (false, _) => "none",
-        (true, true) => "subscribed",
-        (true, false) => "lost",
+    let revocation_feed = match (state.revocation_feed, state.service.cache().is_trusted()) {
+        (false, _) => FeedStatus::None,
+        (true, true) => FeedStatus::Subscribed,
+        (true, false) => FeedStatus::Lost,
     };
-    Ok(axum::Json(
-        serde_json::json!({ "status": "ready", "revocation_feed": feed }),
-    ))
+    Ok(axum::Json(Readiness {
+        status: ReadyStatus::Ready,
+        revocation_feed,
+    }))
 }
 
 /// Everything every request goes through, in one middleware (four separate layers
@@ -365,8 +386,7 @@ async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Respons
     request_id::scope(request_id.clone(), async move {
         let mut res = if headers_too_large(req.headers()) {
             ApiError::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "request_header_fields_too_large",
+                ErrorCode::RequestHeaderFieldsTooLarge,
                 "request headers are too large",
             )
             .into_response()
@@ -418,4 +438,55 @@ fn headers_too_large(headers: &HeaderMap) -> bool {
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     total > MAX_HEADER_BYTES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(secure: bool) -> HttpConfig {
+        HttpConfig {
+            refresh_cookie_name: "__Secure-redauth_refresh".into(),
+            cookie_secure: secure,
+            client_ip_header: None,
+            allowed_origins: Vec::new(),
+            hsts: false,
+        }
+    }
+
+    /// The refresh cookie, byte for byte as it was when it was formatted by hand: the
+    /// attributes are what keep the long-lived token from page scripts (`HttpOnly`),
+    /// from cross-site requests (`SameSite=Strict`) and from every path but the auth
+    /// endpoints.
+    #[test]
+    fn the_refresh_cookie_attributes_are_pinned() {
+        let attributes = http(true).refresh_cookie_attributes();
+        attributes.validate().unwrap();
+        assert_eq!(
+            attributes.set_cookie("rt1.u.s.t", Some(259_200)).unwrap(),
+            "__Secure-redauth_refresh=rt1.u.s.t; Max-Age=259200; Path=/api/auth; HttpOnly; Secure; SameSite=Strict"
+        );
+        assert_eq!(
+            attributes.set_cookie("rt1.u.s.t", Some(-5)).unwrap(),
+            "__Secure-redauth_refresh=rt1.u.s.t; Max-Age=0; Path=/api/auth; HttpOnly; Secure; SameSite=Strict",
+            "a session already past its end gets a cookie that expires at once"
+        );
+        assert_eq!(
+            attributes.clear_cookie(),
+            "__Secure-redauth_refresh=; Max-Age=0; Path=/api/auth; HttpOnly; Secure; SameSite=Strict"
+        );
+        let local = HttpConfig {
+            refresh_cookie_name: "redauth_refresh".into(),
+            ..http(false)
+        }
+        .refresh_cookie_attributes();
+        assert_eq!(
+            local.set_cookie("t", Some(60)).unwrap(),
+            "redauth_refresh=t; Max-Age=60; Path=/api/auth; HttpOnly; SameSite=Strict"
+        );
+        assert_eq!(
+            local.clear_cookie(),
+            "redauth_refresh=; Max-Age=0; Path=/api/auth; HttpOnly; SameSite=Strict"
+        );
+    }
 }

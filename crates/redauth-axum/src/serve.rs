@@ -36,7 +36,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, Response, StatusCode, Uri};
+use axum::http::{Method, Request, Response, Uri};
 use axum::response::IntoResponse as _;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
@@ -47,7 +47,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Limits on connections. The defaults here are the configuration's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,12 +341,7 @@ fn timed_out(method: &Method, uri: &Uri) -> Response<Body> {
         path = uri.path(),
         "request timed out"
     );
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "the request took too long; retry it",
-    )
-    .into_response()
+    ApiError::new(ErrorCode::Timeout, "the request took too long; retry it").into_response()
 }
 
 /// What a connection is doing, as far as the timeouts care.

@@ -662,7 +662,7 @@ mod tests {
     fn value(set_cookie: &str) -> String {
         let pair = set_cookie.split(';').next().unwrap();
         let name = pair.split_once('=').unwrap().0;
-        find_cookie(pair, name).unwrap().to_owned()
+        find_cookie([pair], name).unwrap().unwrap().to_owned()
     }
 
     fn max_age(set_cookie: &str) -> i64 {

@@ -1,7 +1,22 @@
 //! Domain errors. The HTTP layer maps these to status codes and stable error codes in
 //! one place; nothing below it knows about HTTP.
+//!
+//! A backend failure keeps its cause: [`StoreError::Unavailable`] and
+//! [`StoreError::Corrupt`] say what redauth was doing in their message and hold the
+//! backend's own error (a `redis::RedisError`, a redb or I/O error) as their
+//! [`source`](std::error::Error::source). Their `Display` is the message alone, as
+//! error-chain conventions want, so whoever logs one must log the chain: [`Chain`].
+//! The HTTP layer does that once, where it turns the error into a response; the
+//! response itself never carries the cause.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
 
 use thiserror::Error;
+
+/// The cause a [`StoreError`] carries: any backend error.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A model or input field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -21,8 +36,15 @@ impl ValidationError {
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The backend could not be reached or did not answer in time. Maps to 503.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    /// `message` says what redauth was doing; `source` is why it failed (a refused
+    /// connection and a wrong password are both `Unavailable`, and only the source
+    /// tells an operator which).
+    #[error("storage unavailable: {message}")]
+    Unavailable {
+        message: Cow<'static, str>,
+        #[source]
+        source: Option<BoxError>,
+    },
     #[error("username is already taken")]
     UsernameTaken,
     #[error("not found")]
@@ -34,8 +56,100 @@ pub enum StoreError {
     #[error("invalid data: {0}")]
     Invalid(#[from] ValidationError),
     /// Stored data that does not decode: a bug or tampering, never user input.
-    #[error("corrupt stored data: {0}")]
-    Corrupt(String),
+    #[error("corrupt stored data: {message}")]
+    Corrupt {
+        message: Cow<'static, str>,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StoreError {
+    /// `Unavailable` with no underlying error (the message is the whole story).
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `Unavailable` because of `source`, kept for the log.
+    pub fn unavailable_because(
+        message: impl Into<Cow<'static, str>>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// `Corrupt` with no underlying error.
+    pub fn corrupt(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Corrupt {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `Corrupt` because of `source` (a decoder's error, say), kept for the log.
+    pub fn corrupt_because(
+        message: impl Into<Cow<'static, str>>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self::Corrupt {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The same error with `prefix: ` before its message: context added on the way up
+    /// (which data file) without nesting a second `StoreError` into the chain.
+    #[must_use]
+    pub fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            Self::Unavailable { message, source } => Self::Unavailable {
+                message: format!("{prefix}: {message}").into(),
+                source,
+            },
+            Self::Corrupt { message, source } => Self::Corrupt {
+                message: format!("{prefix}: {message}").into(),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+/// An error and its sources on one line, `outer: cause: root cause`: the form every
+/// log line about a failure uses, so the cause is never lost. Not every library leaves
+/// its source out of its own `Display` (a `redis::RedisError` for a refused connection
+/// ends with the I/O error it also returns as its source), so a source whose text the
+/// previous link already ends with is not printed again.
+#[derive(Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Everything the auth service can refuse or fail with.
@@ -68,8 +182,14 @@ pub enum AuthError {
     LastAdmin,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Could not be done now, with no backend error behind it (a write that kept
+    /// meeting concurrent writes). Maps to 503.
     #[error("storage unavailable")]
     Unavailable,
+    /// The store failed: unreachable (503) or holding data that does not decode (500).
+    /// Carries the [`StoreError`] whole, so the HTTP layer can log its cause.
+    #[error(transparent)]
+    Storage(StoreError),
     /// Too much work is queued (password checks): answered at once, without doing it.
     #[error("busy; retry in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
@@ -80,13 +200,62 @@ pub enum AuthError {
 impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => AuthError::Unavailable,
+            e @ (StoreError::Unavailable { .. } | StoreError::Corrupt { .. }) => {
+                AuthError::Storage(e)
+            }
             StoreError::UsernameTaken => AuthError::UsernameTaken,
             StoreError::NotFound => AuthError::NotFound,
             // Callers that can retry a conflict do so before it gets here.
             StoreError::Conflict => AuthError::Unavailable,
             StoreError::Invalid(v) => AuthError::InvalidRequest(v),
-            StoreError::Corrupt(_) => AuthError::Internal("corrupt stored data"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let store = StoreError::unavailable_because("redis", io);
+        assert_eq!(store.to_string(), "storage unavailable: redis");
+        assert_eq!(
+            Chain(&store).to_string(),
+            "storage unavailable: redis: refused"
+        );
+        let auth = AuthError::from(store);
+        assert!(matches!(auth, AuthError::Storage(_)));
+        assert_eq!(
+            Chain(&auth).to_string(),
+            "storage unavailable: redis: refused",
+            "the AuthError adds no link of its own"
+        );
+        let prefixed =
+            StoreError::corrupt_because("stored user", std::fmt::Error).prefixed("data file /x");
+        assert_eq!(
+            Chain(&prefixed).to_string(),
+            "corrupt stored data: data file /x: stored user: an error occurred when formatting an argument"
+        );
+        assert_eq!(
+            Chain(&StoreError::unavailable("no cause")).to_string(),
+            "storage unavailable: no cause"
+        );
+    }
+
+    /// An error that prints its source itself, as `redis::RedisError` does.
+    #[derive(Debug, Error)]
+    #[error("io error: {0}")]
+    struct Echoing(#[source] std::io::Error);
+
+    #[test]
+    fn a_source_already_printed_by_its_parent_is_not_printed_twice() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = StoreError::unavailable_because("redis", Echoing(io));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "storage unavailable: redis: io error: refused"
+        );
     }
 }

@@ -170,7 +170,7 @@ impl MemoryRateLimiter {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, i64>>, StoreError> {
         self.state
             .lock()
-            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))
+            .map_err(|_| StoreError::unavailable("rate limiter poisoned"))
     }
 }
 

@@ -311,7 +311,7 @@ impl AuthService {
             .refund(reservation, self.clock.now().saturating_mul(1000))
             .await
         {
-            tracing::warn!(error = %e, "could not refund a password-check reservation");
+            tracing::warn!(error = %crate::error::Chain(&e), "could not refund a password-check reservation");
         }
     }
 

@@ -220,7 +220,7 @@ impl MemorySessionStore {
         let mut guard = self
             .inner
             .lock()
-            .map_err(|_| StoreError::Unavailable("memory session store poisoned".into()))?;
+            .map_err(|_| StoreError::unavailable("memory session store poisoned"))?;
         Ok(f(&mut guard))
     }
 }

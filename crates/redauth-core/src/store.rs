@@ -329,8 +329,8 @@ pub trait Store: Send + Sync + 'static {
         layout: &crate::session_store::CookieSessionLayout,
     ) -> Result<Arc<dyn crate::session_store::CookieSessionStore>, StoreError> {
         let _ = layout;
-        Err(StoreError::Unavailable(
-            "this store keeps no cookie sessions".into(),
+        Err(StoreError::unavailable(
+            "this store keeps no cookie sessions",
         ))
     }
 

@@ -89,13 +89,13 @@ impl EmbeddedStore {
         let path = dir.join(DATA_FILE);
         let shown = path.display();
         create_private_dir(dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
+            StoreError::unavailable_because(
+                format!("cannot create data directory {}", dir.display()),
+                e,
+            )
         })?;
         create_private_file(&path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data file {shown}: {e}"))
+            StoreError::unavailable_because(format!("cannot create data file {shown}"), e)
         })?;
         let db = Database::builder()
             // The default, stated because the "one process per file" guarantee rests on it.
@@ -103,23 +103,20 @@ impl EmbeddedStore {
             .set_check_integrity_on_open(true)
             .create(&path)
             .map_err(|e| match e {
-                DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-                    StoreError::Unavailable(format!(
-                        "data file {shown} is already in use by another redauth process"
-                    ))
+                e @ (DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
+                    StoreError::unavailable_because(
+                        format!("data file {shown} is already in use by another redauth process"),
+                        e,
+                    )
                 }
-                DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
-                    StoreError::Corrupt(format!("data file {shown}: {why}"))
+                e @ DatabaseError::Storage(redb::StorageError::Corrupted(_)) => {
+                    StoreError::corrupt_because(format!("data file {shown}"), e)
                 }
-                other => StoreError::Unavailable(format!("cannot open data file {shown}: {other}")),
+                other => {
+                    StoreError::unavailable_because(format!("cannot open data file {shown}"), other)
+                }
             })?;
-        init_tables(&db).map_err(|e| match e {
-            StoreError::Unavailable(why) => {
-                StoreError::Unavailable(format!("data file {shown}: {why}"))
-            }
-            StoreError::Corrupt(why) => StoreError::Corrupt(format!("data file {shown}: {why}")),
-            other => other,
-        })?;
+        init_tables(&db).map_err(|e| e.prefixed(&format!("data file {shown}")))?;
         Ok(Self {
             db: Arc::new(db),
             path,
@@ -176,7 +173,10 @@ impl EmbeddedStore {
                 match store.sweep_expired(clock.now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
-                    Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+                    Err(e) => tracing::warn!(
+                        error = %redauth_core::error::Chain(&e),
+                        "sweeping expired sessions failed"
+                    ),
                 }
             }
         }))
@@ -222,9 +222,9 @@ fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        StoreError::Unavailable(format!("embedded database task did not finish: {e}"))
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::unavailable_because("embedded database task did not finish", e))?
 }
 
 /// The file holds password hashes and refresh-token HMACs: when redauth creates the
@@ -267,7 +267,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
             }
             Some(SCHEMA_VERSION) => {}
             Some(other) => {
-                return Err(StoreError::Corrupt(format!(
+                return Err(StoreError::corrupt(format!(
                     "layout version {other}, this redauth reads version {SCHEMA_VERSION}"
                 )));
             }
@@ -374,7 +374,7 @@ impl Store for EmbeddedStore {
         let based_on = user.security_version;
         let next = based_on
             .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("security version overflow".into()))?;
+            .ok_or_else(|| StoreError::corrupt("security version overflow"))?;
         let user = User {
             security_version: next,
             ..user.clone()
@@ -782,9 +782,8 @@ impl Store for EmbeddedStore {
             CookieSessionLayout::Native => Ok(Arc::new(cookie_sessions::EmbeddedCookieSessions {
                 db: Arc::clone(&self.db),
             })),
-            CookieSessionLayout::Compat { .. } => Err(StoreError::Unavailable(
-                "the sveltekit-redis-session layout needs Redis (it is keys shared with the SvelteKit app)"
-                    .into(),
+            CookieSessionLayout::Compat { .. } => Err(StoreError::unavailable(
+                "the sveltekit-redis-session layout needs Redis (it is keys shared with the SvelteKit app)",
             )),
         }
     }

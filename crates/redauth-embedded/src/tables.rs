@@ -95,10 +95,8 @@ pub(crate) fn db_err(e: impl Into<redb::Error>) -> StoreError {
         | redb::Error::TypeDefinitionChanged { .. }
         | redb::Error::TableIsMultimap(_)
         | redb::Error::TableIsNotMultimap(_)
-        | redb::Error::TableDoesNotExist(_) => {
-            StoreError::Corrupt(format!("embedded database: {e}"))
-        }
-        _ => StoreError::Unavailable(format!("embedded database: {e}")),
+        | redb::Error::TableDoesNotExist(_) => StoreError::corrupt_because("embedded database", e),
+        _ => StoreError::unavailable_because("embedded database", e),
     }
 }
 
@@ -114,11 +112,11 @@ impl<T, E: Into<redb::Error>> DbResult<T> for Result<T, E> {
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("stored {what}: {e}")))
+    serde_json::from_str(json).map_err(|e| StoreError::corrupt_because(format!("stored {what}"), e))
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(value).map_err(|e| StoreError::corrupt_because("JSON encoding", e))
 }
 
 pub(crate) fn read_user(

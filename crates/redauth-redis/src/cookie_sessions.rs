@@ -531,8 +531,8 @@ impl RedisCookieSessionStore {
     }
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("cookie session: {e}"))
+fn corrupt(e: impl Into<redauth_core::error::BoxError>) -> StoreError {
+    StoreError::corrupt_because("cookie session", e)
 }
 
 /// Seconds from `now` to `expires_at` for `SET … EX`, 0 for none. A session whose

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redauth_core::clock::UnixTime;
+use redauth_core::error::BoxError;
 use redauth_core::model::SessionId;
 use redauth_core::store::{
     EndSessions, InvalidationSink, LinkedCookieSession, PageRequest, PrincipalRecord,
@@ -93,12 +94,14 @@ impl RedisStore {
     /// use and re-made after failures, so a Redis that is down at start makes
     /// requests fail with `Unavailable` instead of stopping the process.
     pub fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
-        let bad = |what: &str| StoreError::Unavailable(format!("redis configuration: {what}"));
+        let bad = |what: &'static str, e: BoxError| {
+            StoreError::unavailable_because(format!("redis configuration: {what}"), e)
+        };
         let client = match &config.ca_file {
             Some(path) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let root_cert =
-                    std::fs::read(path).map_err(|e| bad(&format!("cannot read CA file: {e}")))?;
+                    std::fs::read(path).map_err(|e| bad("cannot read CA file", e.into()))?;
                 redis::Client::build_with_tls(
                     config.url.expose(),
                     redis::TlsCertificates {
@@ -114,14 +117,14 @@ impl RedisStore {
                 redis::Client::open(config.url.expose())
             }
         }
-        .map_err(|e| bad(&e.to_string()))?;
+        .map_err(|e| bad("invalid client settings", e.into()))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(config.response_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
         let con = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| bad(&e.to_string()))?;
+            .map_err(|e| bad("cannot create the connection manager", e.into()))?;
         Ok(Self {
             client,
             con,
@@ -263,32 +266,32 @@ pub(crate) fn map_err(e: redis::RedisError) -> StoreError {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
     {
-        StoreError::Unavailable(e.to_string())
+        StoreError::unavailable_because("redis", e)
     } else {
         match e.code() {
             Some(
                 "LOADING" | "MASTERDOWN" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
                 | "WRONGPASS",
-            ) => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Corrupt(e.to_string()),
+            ) => StoreError::unavailable_because("redis", e),
+            _ => StoreError::corrupt_because("redis refused a command or sent a bad reply", e),
         }
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.to_owned())
+fn corrupt(what: impl Into<std::borrow::Cow<'static, str>>) -> StoreError {
+    StoreError::corrupt(what)
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(&e.to_string()))
+    serde_json::from_str(s).map_err(|e| StoreError::corrupt_because("stored JSON", e))
 }
 
 fn encode_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| corrupt(&e.to_string()))
+    serde_json::to_string(v).map_err(|e| StoreError::corrupt_because("JSON encoding", e))
 }
 
 fn from_value<T: FromRedisValue>(v: Value) -> Result<T, StoreError> {
-    T::from_redis_value(v).map_err(|e| corrupt(&e.to_string()))
+    T::from_redis_value(v).map_err(|e| StoreError::corrupt_because("redis reply", e))
 }
 
 /// The session hash as written by `create_session`.
@@ -319,12 +322,12 @@ fn parse_session(sid: Option<&str>, flat: Vec<String>) -> Result<Session, StoreE
     let text = |k: &str| {
         f.get(k)
             .cloned()
-            .ok_or_else(|| corrupt(&format!("session field {k} missing")))
+            .ok_or_else(|| corrupt(format!("session field {k} missing")))
     };
     let num = |k: &str| -> Result<i64, StoreError> {
         text(k)?
             .parse()
-            .map_err(|_| corrupt(&format!("session field {k} not a number")))
+            .map_err(|_| corrupt(format!("session field {k} not a number")))
     };
     let optional = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
     Ok(Session {

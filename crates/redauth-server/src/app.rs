@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use redauth_core::error::Chain;
 use redauth_core::{AuthService, Clock, Secret, Store, StoreError};
 use thiserror::Error;
 
@@ -45,7 +46,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
     let (store, store_kind): (Arc<dyn Store>, StoreKind) = match &config.store {
         StoreConfig::Redis(redis) => {
             let store = redauth_redis::RedisStore::connect(redis)
-                .map_err(|e| StartError::Store(e.to_string()))?;
+                .map_err(|e| StartError::Store(Chain(&e).to_string()))?;
             (Arc::new(store), StoreKind::Redis)
         }
         StoreConfig::Embedded { data_dir } => (
@@ -92,7 +93,7 @@ pub fn build_on(
         .as_ref()
         .map(|c| store.cookie_session_store(&c.layout))
         .transpose()
-        .map_err(|e| StartError::Store(e.to_string()))?;
+        .map_err(|e| StartError::Store(Chain(&e).to_string()))?;
     let clock_for_sessions = clock.clone();
     let mut builder = AuthService::builder(store, secret)
         .clock(clock)
@@ -144,7 +145,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 fn open_embedded(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StartError> {
     let store = Arc::new(
         redauth_embedded::EmbeddedStore::open(data_dir)
-            .map_err(|e| StartError::Store(e.to_string()))?,
+            .map_err(|e| StartError::Store(Chain(&e).to_string()))?,
     );
     store.spawn_sweeper(clock, SWEEP_EVERY);
     Ok(store)
@@ -206,13 +207,13 @@ pub fn watch_store_until_ready(service: Arc<AuthService>) {
                     }
                     return;
                 }
-                Err(StoreError::Unavailable(e)) | Err(StoreError::Corrupt(e)) => {
+                Err(e @ (StoreError::Unavailable { .. } | StoreError::Corrupt { .. })) => {
                     if !reported {
-                        tracing::error!(error = %e, "store unreachable; /readyz answers 503 until it is back, retrying");
+                        tracing::error!(error = %Chain(&e), "store unreachable; /readyz answers 503 until it is back, retrying");
                         reported = true;
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "store check failed"),
+                Err(e) => tracing::error!(error = %Chain(&e), "store check failed"),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));

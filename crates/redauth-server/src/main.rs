@@ -24,7 +24,9 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("redauth: {e}");
+            // With its causes: "storage unavailable: redis: Connection refused" says
+            // more than "storage unavailable".
+            eprintln!("redauth: {}", redauth_core::error::Chain(&e));
             ExitCode::from(2)
         }
     }

@@ -1,4 +1,6 @@
-//! Cookie sessions on the wire: the two value codecs and the `Set-Cookie` attributes.
+//! Cookies on the wire: the two session-cookie value codecs, the `Set-Cookie`
+//! renderer every redauth cookie goes through (the session cookie and the refresh
+//! cookie alike) and the one `Cookie` header parser ([`find_cookie`]).
 //!
 //! - [`native`]: redauth's own format. Ids of 128 bits from the OS RNG; the cookie is
 //!   the id with an HMAC (`v1.<id>.<mac>`) or the id sealed with AES-256-GCM
@@ -69,7 +71,7 @@ impl std::str::FromStr for SameSite {
     }
 }
 
-/// Name and attributes of the session cookie. Rendered in the order SvelteKit's
+/// Name and attributes of a cookie. Rendered in the order SvelteKit's
 /// `cookie.serialize` uses (`Max-Age`, `Domain`, `Path`, `HttpOnly`, `Secure`,
 /// `SameSite`), so a compat cookie set by redauth is byte-for-byte the library's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,14 +189,44 @@ impl CookieAttributes {
     }
 }
 
-/// The value of cookie `name` in a `Cookie` request header (`a=1; b=2`), as sent: no
-/// decoding. The first occurrence wins, as in browsers' own ordering (most specific
-/// path first).
-pub fn find_cookie<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
-    cookie_header
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k.trim() == name).then_some(v.trim()))
+/// A request that carries two cookies of one name with different values.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("the request carries two different {name} cookies")]
+pub struct DuplicateCookie {
+    pub name: String,
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers (`a=1; b=2`; HTTP/2 may
+/// split one into several), as sent: no decoding. Every cookie redauth reads goes
+/// through here.
+///
+/// Two cookies of that name with different values are refused, not resolved by
+/// taking the first: a cookie planted from a sibling subdomain (or over plain http) is
+/// sent beside the real one, and browsers order cookies by path length and age, so
+/// taking either would let the planter choose the session the victim acts in. The
+/// same value twice is one cookie.
+pub fn find_cookie<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    name: &str,
+) -> Result<Option<&'a str>, DuplicateCookie> {
+    let mut found: Option<&str> = None;
+    for value in cookie_headers
+        .into_iter()
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
+    {
+        match found {
+            Some(first) if first != value => {
+                return Err(DuplicateCookie {
+                    name: name.to_owned(),
+                });
+            }
+            _ => found = Some(value),
+        }
+    }
+    Ok(found)
 }
 
 /// `encodeURIComponent`, which is what SvelteKit applies to cookie values: everything
@@ -343,13 +375,31 @@ mod tests {
     }
 
     #[test]
-    fn finds_a_cookie_in_a_header() {
+    fn finds_a_cookie_in_the_headers_and_refuses_two_different_ones() {
         let h = "a=1; session=xyz%3D; b=2";
-        assert_eq!(find_cookie(h, "session"), Some("xyz%3D"));
-        assert_eq!(find_cookie(h, "sess"), None);
+        assert_eq!(find_cookie([h], "session"), Ok(Some("xyz%3D")));
+        assert_eq!(find_cookie([h], "sess"), Ok(None));
+        assert_eq!(find_cookie([], "session"), Ok(None));
         assert_eq!(
-            find_cookie("session=first; session=second", "session"),
-            Some("first")
+            find_cookie(["a=1", " session=v "], "session"),
+            Ok(Some("v"))
         );
+        assert_eq!(
+            find_cookie(["session=same; session=same"], "session"),
+            Ok(Some("same"))
+        );
+        let two = DuplicateCookie {
+            name: "session".into(),
+        };
+        assert_eq!(
+            find_cookie(["session=first; session=second"], "session"),
+            Err(two.clone())
+        );
+        assert_eq!(
+            find_cookie(["session=first", "b=2; session=second"], "session"),
+            Err(two),
+            "across headers too"
+        );
+        assert_eq!(find_cookie(["session"], "session"), Ok(None), "no '='");
     }
 }

@@ -39,7 +39,7 @@ fn assert_in_use(result: Result<EmbeddedStore, StoreError>, dir: &Path) {
         dir.join(DATA_FILE).display()
     );
     match result {
-        Err(StoreError::Unavailable(message)) => assert_eq!(message, expected),
+        Err(StoreError::Unavailable { message, .. }) => assert_eq!(message, expected),
         other => panic!("expected the in-use error, got {other:?}"),
     }
 }

@@ -80,7 +80,7 @@ async fn acl_user_authentication_works_and_a_wrong_password_is_unavailable() {
     let bad = RedisStore::connect(&RedisConfig::new(&wrong, "acl:")).unwrap();
     assert!(matches!(
         bad.ping().await,
-        Err(redauth_core::StoreError::Unavailable(_))
+        Err(redauth_core::StoreError::Unavailable { .. })
     ));
     let anonymous = format!("redis://127.0.0.1:{}/", server.port());
     let anon = RedisStore::connect(&RedisConfig::new(&anonymous, "acl:")).unwrap();
@@ -99,7 +99,7 @@ async fn password_authentication_works() {
     .unwrap();
     assert!(matches!(
         anon.ping().await,
-        Err(redauth_core::StoreError::Unavailable(_))
+        Err(redauth_core::StoreError::Unavailable { .. })
     ));
 }
 
@@ -118,7 +118,7 @@ async fn tls_with_a_ca_file_works_and_an_untrusted_certificate_is_refused() {
     let untrusted = RedisStore::connect(&RedisConfig::new(&server.url(), "tls:")).unwrap();
     assert!(matches!(
         untrusted.ping().await,
-        Err(redauth_core::StoreError::Unavailable(_))
+        Err(redauth_core::StoreError::Unavailable { .. })
     ));
     // And plain redis:// to a TLS port does not work either.
     let plain = RedisStore::connect(&RedisConfig::new(

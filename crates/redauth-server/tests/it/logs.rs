@@ -225,3 +225,85 @@ fn no_secret_reaches_the_logs_and_request_lines_carry_the_request_id() {
         "the theft line's request id is the refresh request's: {theft_id}"
     );
 }
+
+/// Issue 12, item 4: a store failure is logged once, where its 503 is built, with its
+/// cause. A wrong Redis password and a Redis that is down answer the client the same
+/// (503 `unavailable`, no cause in the body) and must not look the same in the log;
+/// neither password reaches it.
+#[test]
+fn a_wrong_redis_password_and_a_redis_that_is_down_are_told_apart_in_the_log() {
+    const REDIS_PW: &str = "MARKERREDIS-9e0b";
+    const WRONG_PW: &str = "MARKERWRONG-41d7";
+    let mut redis = redauth_testkit::RedisServer::start_with_password(REDIS_PW);
+    let wrong_password = redis.url().replace(REDIS_PW, WRONG_PW);
+    assert_ne!(wrong_password, redis.url());
+
+    let (wrong, wrong_log) = failed_login_cause(&wrong_password, "req-wrong-password");
+    redis.kill();
+    let (down, down_log) = failed_login_cause(&redis.url(), "req-redis-down");
+
+    // redis-rs words it "Password authentication failed - AuthenticationFailed".
+    assert!(
+        wrong.to_ascii_lowercase().contains("authentication failed"),
+        "wrong password: {wrong}"
+    );
+    assert!(
+        down.to_ascii_lowercase().contains("connection refused"),
+        "down: {down}"
+    );
+    assert!(!wrong.to_ascii_lowercase().contains("refused"), "{wrong}");
+    assert!(
+        !down.to_ascii_lowercase().contains("authentication"),
+        "{down}"
+    );
+    for log in [&wrong_log, &down_log] {
+        assert!(!log.contains("MARKER"), "a Redis password reached the logs");
+    }
+}
+
+/// Starts the server on `redis_url`, logs in once with request id `request_id` (a 503
+/// whose body names no cause) and returns the `error` of the one line that request
+/// logged with an error, and everything the server logged up to the request's access
+/// line.
+fn failed_login_cause(redis_url: &str, request_id: &str) -> (String, String) {
+    let (server, log_lines) = serve_with(redis_url, &[]);
+    let (status, _, body) = http(
+        &server.addr,
+        "POST",
+        "/api/auth/login",
+        &[
+            ("Content-Type", "application/json"),
+            ("x-request-id", request_id),
+        ],
+        &json!({"username": "alice", "password": "correct horse battery staple"}).to_string(),
+    );
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "unavailable", "message": "storage unavailable"}),
+        "the cause stays out of the response"
+    );
+    let mut lines = Vec::new();
+    while let Ok(line) = log_lines.recv_timeout(Duration::from_secs(10)) {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        lines.push(line);
+        if v["message"] == "request" && v["request_id"] == request_id {
+            break;
+        }
+    }
+    let text = lines.join("\n");
+    let errors: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["request_id"] == request_id && v["error"].is_string())
+        .map(|v| v["error"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "the failure is logged exactly once for the request:\n{text}"
+    );
+    (errors.into_iter().next().unwrap(), text)
+}

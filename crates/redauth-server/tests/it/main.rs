@@ -27,3 +27,4 @@ mod session_cap;
 mod sessions;
 mod support;
 mod three_nodes;
+mod wire_shapes;
