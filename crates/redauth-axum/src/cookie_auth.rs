@@ -4,7 +4,7 @@
 //!
 //! A cookie session created at login is *linked* to the login session it came from:
 //! its data holds, under the reserved key [`LINK_KEY`], the user id, the login session
-//! id and the privileges it was issued with ([`SessionLink`]). Keeping the link in the
+//! id and the privileges it was issued with ([`CookieSessionLink`]). Keeping the link in the
 //! data (not beside it) is what lets the compat layout carry it, and it gives a
 //! SvelteKit app that reads the session straight from Redis the user's name and roles.
 //!
@@ -26,10 +26,10 @@ use serde_json::{Map, Value};
 
 use redauth_core::clock::UnixTime;
 use redauth_core::cookie_session::{CookieSession, CookieSessionError, CookieSessionManager};
+use redauth_core::cookie_store::{CookieSessionLink, LINK_KEY, LinkedPrincipal};
 use redauth_core::error::AuthError;
 use redauth_core::model::Principal;
 use redauth_core::service::{AuthService, ClientInfo, IssuedTokens};
-use redauth_core::session_store::{LINK_KEY, LinkedPrincipal, SessionLink};
 
 /// What a successful cookie login hands back.
 #[derive(Debug)]
@@ -136,7 +136,7 @@ impl CookieAuth {
         };
         let tokens = self.service.login(username, password, client).await?;
         if let Some(old) = self.presented_session(presented).await? {
-            match SessionLink::from_data(&old.data) {
+            match CookieSessionLink::from_data(&old.data) {
                 None if !self.carry_anonymous_data => {}
                 None => {
                     if let Value::Object(previous) = &old.data {
@@ -195,7 +195,7 @@ impl CookieAuth {
             None => self.manager.get_by_id_with_principal(&id).await?,
         };
         let mut principal = None;
-        if let Some(link) = SessionLink::from_data(&session.data) {
+        if let Some(link) = CookieSessionLink::from_data(&session.data) {
             principal = self.service.cache().get(&link.user_id, &link.session_id);
             if principal.is_none() {
                 if !fresh {
@@ -205,8 +205,8 @@ impl CookieAuth {
                     (session, linked) = self.manager.get_by_id_with_principal(&id).await?;
                     fresh = true;
                 }
-                let link =
-                    SessionLink::from_data(&session.data).ok_or(CookieSessionError::NotFound)?;
+                let link = CookieSessionLink::from_data(&session.data)
+                    .ok_or(CookieSessionError::NotFound)?;
                 // Always set by now (a read happened); a fresh one is only more cautious.
                 let ticket = ticket
                     .take()
@@ -224,7 +224,7 @@ impl CookieAuth {
         let cap = principal.as_ref().map(|p| p.session_expires_at);
         let mut set_cookie = None;
         if let Some(p) = &principal
-            && SessionLink::from_data(&session.data) != Some(SessionLink::of(p))
+            && CookieSessionLink::from_data(&session.data) != Some(CookieSessionLink::of(p))
         {
             // Privileges changed since the cookie was issued: a new id for the new
             // privilege level, so a copy of the old cookie grants nothing.
@@ -274,7 +274,7 @@ impl CookieAuth {
         };
         self.service.cache().evict_cookie_session(&session.id);
         self.manager.delete_session(&session).await?;
-        if let Some(link) = SessionLink::from_data(&session.data) {
+        if let Some(link) = CookieSessionLink::from_data(&session.data) {
             self.end_login_session(&link).await?;
         }
         Ok(())
@@ -295,7 +295,7 @@ impl CookieAuth {
         }
     }
 
-    async fn end_login_session(&self, link: &SessionLink) -> Result<(), CookieSessionError> {
+    async fn end_login_session(&self, link: &CookieSessionLink) -> Result<(), CookieSessionError> {
         match self
             .service
             .revoke_session(&link.user_id, &link.session_id)
@@ -312,7 +312,7 @@ impl CookieAuth {
     /// read the link from, such as a custom serializer's).
     async fn load_principal(
         &self,
-        link: &SessionLink,
+        link: &CookieSessionLink,
         linked: Option<LinkedPrincipal>,
         ticket: redauth_core::cache::LoadTicket,
     ) -> Result<Option<Arc<Principal>>, CookieSessionError> {
@@ -356,5 +356,6 @@ impl CookieAuth {
 }
 
 fn link_value(p: &Principal) -> Result<Value, CookieSessionError> {
-    serde_json::to_value(SessionLink::of(p)).map_err(|e| CookieSessionError::Encode(e.to_string()))
+    serde_json::to_value(CookieSessionLink::of(p))
+        .map_err(|e| CookieSessionError::Encode(e.to_string()))
 }

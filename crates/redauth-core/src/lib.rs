@@ -12,6 +12,7 @@ pub mod cache;
 pub mod clock;
 pub mod cookie;
 pub mod cookie_session;
+pub mod cookie_store;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -20,7 +21,6 @@ pub mod password;
 pub mod rate_limit;
 pub mod secret;
 pub mod service;
-pub mod session_store;
 pub mod store;
 pub mod token;
 

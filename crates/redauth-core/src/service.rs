@@ -1070,11 +1070,11 @@ fn narrowed_link_data(
     user: &User,
     permissions: &std::collections::BTreeSet<String>,
 ) -> Option<String> {
-    use crate::session_store::{LINK_KEY, SessionLink};
+    use crate::cookie_store::{CookieSessionLink, LINK_KEY};
     let serde_json::Value::Object(mut fields) = serde_json::from_str(data).ok()? else {
         return None;
     };
-    let link: SessionLink = serde_json::from_value(fields.get(LINK_KEY)?.clone()).ok()?;
+    let link: CookieSessionLink = serde_json::from_value(fields.get(LINK_KEY)?.clone()).ok()?;
     if link.user_id != user.id {
         return None;
     }

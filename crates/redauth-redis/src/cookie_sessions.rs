@@ -35,10 +35,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redauth_core::StoreError;
 use redauth_core::clock::UnixTime;
-use redauth_core::ids::is_valid_id;
-use redauth_core::session_store::{
-    CookieSessionLayout, CookieSessionStore, LinkedPrincipal, StoredSession, link_ids,
+use redauth_core::cookie_store::{
+    CookieSessionLayout, CookieSessionStore, LinkedPrincipal, StoredCookieSession, link_ids,
 };
+use redauth_core::ids::is_valid_id;
 use redis::Script;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -64,7 +64,7 @@ end
 ";
 
 /// After `PRINCIPAL_FN`: the principal of the login session that serialized session data
-/// links to, as `session_store::link_ids` finds the link: `{uid, sid, principal or
+/// links to, as `cookie_store::link_ids` finds the link: `{uid, sid, principal or
 /// false}`, or false when the data is not a JSON object with `redauth.user_id` and
 /// `redauth.session_id` strings, or when reading the principal fails (a key of the wrong
 /// type): then the caller reads the principal itself, if it sees a link there at all,
@@ -553,9 +553,9 @@ fn score(expires_at: Option<UnixTime>) -> String {
     expires_at.map_or_else(|| "+inf".to_owned(), |e| e.to_string())
 }
 
-fn from_envelope(id: String, json: &str) -> Result<StoredSession, StoreError> {
+fn from_envelope(id: String, json: &str) -> Result<StoredCookieSession, StoreError> {
     let e: Envelope = serde_json::from_str(json).map_err(corrupt)?;
-    Ok(StoredSession {
+    Ok(StoredCookieSession {
         id,
         user_id: e.uid,
         data: e.data,
@@ -636,7 +636,7 @@ impl RedisCookieSessionStore {
 
 #[async_trait]
 impl CookieSessionStore for RedisCookieSessionStore {
-    async fn create(&self, s: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
+    async fn create(&self, s: &StoredCookieSession, now: UnixTime) -> Result<bool, StoreError> {
         let ttl = ttl(s.expires_at, now)?;
         let created: i64 = match &self.layout {
             Layout::Native { .. } => {
@@ -673,7 +673,11 @@ impl CookieSessionStore for RedisCookieSessionStore {
         Ok(created == 1)
     }
 
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError> {
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError> {
         match &self.layout {
             Layout::Native { .. } => {
                 let json: Option<String> = redis::cmd("GET")
@@ -694,7 +698,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     .await
                     .map_err(map_err)?;
                 Ok(reply.and_then(|(data, ttl)| {
-                    (ttl != -2).then(|| StoredSession {
+                    (ttl != -2).then(|| StoredCookieSession {
                         id: id.to_owned(),
                         user_id: None,
                         data,
@@ -710,7 +714,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
         &self,
         id: &str,
         now: UnixTime,
-    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+    ) -> Result<Option<(StoredCookieSession, Option<LinkedPrincipal>)>, StoreError> {
         let shape = || corrupt("load_with_principal reply has the wrong shape");
         match &self.layout {
             Layout::Native { .. } => {
@@ -743,7 +747,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                 if ttl == -2 {
                     return Ok(None);
                 }
-                let session = StoredSession {
+                let session = StoredCookieSession {
                     id: id.to_owned(),
                     user_id: None,
                     data,
@@ -885,7 +889,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError> {
+    ) -> Result<Vec<StoredCookieSession>, StoreError> {
         match &self.layout {
             Layout::Native { session_prefix, .. } => {
                 let flat: Vec<String> = self
@@ -924,7 +928,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     let data: String =
                         redis::FromRedisValue::from_redis_value(data).map_err(corrupt)?;
                     let ttl: i64 = redis::FromRedisValue::from_redis_value(ttl).map_err(corrupt)?;
-                    out.push(StoredSession {
+                    out.push(StoredCookieSession {
                         id,
                         user_id: Some(user_id.to_owned()),
                         data,

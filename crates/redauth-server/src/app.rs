@@ -108,13 +108,13 @@ pub fn build_on(
     );
     let passwords = PasswordHasher::new(config.argon2, config.hash_concurrency, config.hash_queue)
         .map_err(|e| StartError::Secret(e.to_string()))?;
-    let session_store = config
+    let cookie_store = config
         .session_cookies
         .as_ref()
         .map(|c| store.cookie_session_store(&c.layout))
         .transpose()
         .map_err(|e| StartError::Store(e.to_string()))?;
-    let clock_for_sessions = clock.clone();
+    let clock_for_cookie_sessions = clock.clone();
     let service = AuthService::new(AuthServiceParts {
         store,
         clock,
@@ -127,13 +127,13 @@ pub fn build_on(
         cache_max_age_secs: config.cache_max_age_secs,
         limits: config.limits,
     });
-    let sessions = match (&config.session_cookies, session_store) {
+    let cookie_sessions = match (&config.session_cookies, cookie_store) {
         (Some(c), Some(store)) => Some(
             redauth_axum::cookie::build(
                 c,
                 &service,
                 store,
-                clock_for_sessions,
+                clock_for_cookie_sessions,
                 jwt_secret.as_ref(),
             )
             .map_err(|e| StartError::Secret(e.to_string()))?,
@@ -141,7 +141,7 @@ pub fn build_on(
         _ => None,
     };
     let state = Redauth {
-        cookie_sessions: sessions,
+        cookie_sessions,
         revocation_feed: matches!(store_kind, StoreKind::Redis),
         service: service.clone(),
         http: Arc::new(HttpConfig {

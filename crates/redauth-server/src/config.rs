@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use redauth_core::Secret;
 use redauth_core::cookie::{CookieAttributes, SameSite};
+use redauth_core::cookie_store::CookieSessionLayout;
 use redauth_core::password::{Argon2Params, PasswordPolicy};
 use redauth_core::rate_limit::RateLimit;
 use redauth_core::service::{BruteForceLimits, SessionPolicy};
-use redauth_core::session_store::CookieSessionLayout;
 use redauth_core::token::MIN_SECRET_BYTES;
 use serde::Deserialize;
 use thiserror::Error;

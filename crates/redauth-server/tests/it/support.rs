@@ -35,7 +35,7 @@ pub struct Node {
     pub router: Router,
     pub clock: Arc<ManualClock>,
     /// Cookie sessions, when the node's settings turn them on.
-    pub sessions: Option<Arc<redauth_axum::cookie::CookieSessions>>,
+    pub cookie_sessions: Option<Arc<redauth_axum::cookie::CookieSessions>>,
 }
 
 pub struct Resp {
@@ -161,7 +161,7 @@ impl Node {
         Self {
             store,
             service: built.service,
-            sessions: built.state.cookie_sessions.clone(),
+            cookie_sessions: built.state.cookie_sessions.clone(),
             router: redauth_axum::router(built.state),
             clock,
         }

@@ -4,7 +4,7 @@
 //! are opaque application data, and because one backend offers it in two layouts:
 //! redauth's native one and the key layout of `@ethercorps/sveltekit-redis-session`
 //! ([`CookieSessionLayout`]). Every backend passes the suite in
-//! `redauth_testkit::session_conformance`.
+//! `redauth_testkit::cookie_conformance`.
 //!
 //! Time is passed in as `now`, as for `Store`. Layouts that record an expiry time judge
 //! liveness by it; the compat layout records none (the library keeps only a Redis TTL),
@@ -23,11 +23,11 @@ use crate::store::PrincipalRecord;
 
 /// A cookie session as stored.
 #[derive(Clone, PartialEq, Eq)]
-pub struct StoredSession {
+pub struct StoredCookieSession {
     pub id: String,
     /// The user the session belongs to (the key of the per-user index), if any.
     pub user_id: Option<String>,
-    /// The serialized session data (see `SessionSerializer`): opaque to stores.
+    /// The serialized session data (see `CookieSessionSerializer`): opaque to stores.
     pub data: String,
     /// `None` where the layout does not record it (compat).
     pub created_at: Option<UnixTime>,
@@ -35,10 +35,10 @@ pub struct StoredSession {
     pub expires_at: Option<UnixTime>,
 }
 
-impl std::fmt::Debug for StoredSession {
+impl std::fmt::Debug for StoredCookieSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The id is a bearer credential when cookies are unsigned: never print it whole.
-        f.debug_struct("StoredSession")
+        f.debug_struct("StoredCookieSession")
             .field("id", &redacted(&self.id))
             .field("user_id", &self.user_id)
             .field("created_at", &self.created_at)
@@ -52,7 +52,7 @@ pub fn redacted(id: &str) -> String {
     format!("{}…", id.get(..4).unwrap_or(""))
 }
 
-impl StoredSession {
+impl StoredCookieSession {
     pub fn is_live(&self, now: UnixTime) -> bool {
         self.expires_at.is_none_or(|e| now < e)
     }
@@ -71,13 +71,13 @@ pub struct LinkedPrincipal {
     pub record: Option<PrincipalRecord>,
 }
 
-/// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
+/// The data key under which redauth keeps a session's [`CookieSessionLink`]. Clients may not
 /// write it.
 pub const LINK_KEY: &str = "redauth";
 
 /// Who a cookie session belongs to, as of its last check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionLink {
+pub struct CookieSessionLink {
     pub user_id: String,
     /// The login session (`sid`) whose revocation ends this cookie session.
     pub session_id: String,
@@ -86,7 +86,7 @@ pub struct SessionLink {
     pub permissions: Vec<String>,
 }
 
-impl SessionLink {
+impl CookieSessionLink {
     /// The link for a login session's principal.
     pub fn of(p: &crate::model::Principal) -> Self {
         Self {
@@ -144,9 +144,17 @@ impl CookieSessionLayout {
 pub trait CookieSessionStore: Send + Sync + 'static {
     /// Stores a new session and adds it to its user's index (pruning ids that died).
     /// Never overwrites: `Ok(false)` if the id is taken.
-    async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError>;
+    async fn create(
+        &self,
+        session: &StoredCookieSession,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// The session if it is live at `now`.
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError>;
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError>;
     /// [`Self::load`] and, in the same round trip and snapshot, the principal of the
     /// login session the data links to ([`link_ids`]): what a cookie-session check
     /// needs from storage, read at once. The second part is `None` when the data names
@@ -157,7 +165,7 @@ pub trait CookieSessionStore: Send + Sync + 'static {
         &self,
         id: &str,
         now: UnixTime,
-    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+    ) -> Result<Option<(StoredCookieSession, Option<LinkedPrincipal>)>, StoreError> {
         Ok(self.load(id, now).await?.map(|s| (s, None)))
     }
     /// Replaces the data of a live session, keeping its expiry. Never creates one: an id
@@ -191,7 +199,7 @@ pub trait CookieSessionStore: Send + Sync + 'static {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError>;
+    ) -> Result<Vec<StoredCookieSession>, StoreError>;
     /// Deletes every session of a user and the index. Returns how many were stored.
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError>;
 }
@@ -199,17 +207,17 @@ pub trait CookieSessionStore: Send + Sync + 'static {
 /// A [`CookieSessionStore`] in process memory: for tests and single-process embedders
 /// that accept losing sessions on restart.
 #[derive(Debug, Default)]
-pub struct MemorySessionStore {
+pub struct MemoryCookieSessionStore {
     inner: Mutex<MemoryState>,
 }
 
 #[derive(Debug, Default)]
 struct MemoryState {
-    sessions: BTreeMap<String, StoredSession>,
+    sessions: BTreeMap<String, StoredCookieSession>,
     by_user: BTreeMap<String, BTreeSet<String>>,
 }
 
-impl MemorySessionStore {
+impl MemoryCookieSessionStore {
     fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> Result<T, StoreError> {
         let mut guard = self
             .inner
@@ -220,11 +228,11 @@ impl MemorySessionStore {
 }
 
 impl MemoryState {
-    fn live(&self, id: &str, now: UnixTime) -> Option<&StoredSession> {
+    fn live(&self, id: &str, now: UnixTime) -> Option<&StoredCookieSession> {
         self.sessions.get(id).filter(|s| s.is_live(now))
     }
 
-    fn remove(&mut self, id: &str) -> Option<StoredSession> {
+    fn remove(&mut self, id: &str) -> Option<StoredCookieSession> {
         let s = self.sessions.remove(id)?;
         if let Some(uid) = &s.user_id
             && let Some(ids) = self.by_user.get_mut(uid)
@@ -251,7 +259,7 @@ impl MemoryState {
         }
     }
 
-    fn insert(&mut self, s: StoredSession) {
+    fn insert(&mut self, s: StoredCookieSession) {
         if let Some(uid) = &s.user_id {
             self.by_user
                 .entry(uid.clone())
@@ -263,8 +271,12 @@ impl MemoryState {
 }
 
 #[async_trait]
-impl CookieSessionStore for MemorySessionStore {
-    async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
+impl CookieSessionStore for MemoryCookieSessionStore {
+    async fn create(
+        &self,
+        session: &StoredCookieSession,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
         self.with(|st| {
             if let Some(uid) = &session.user_id {
                 st.prune(uid, now);
@@ -278,7 +290,11 @@ impl CookieSessionStore for MemorySessionStore {
         })
     }
 
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError> {
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError> {
         self.with(|st| st.live(id, now).cloned())
     }
 
@@ -344,7 +360,7 @@ impl CookieSessionStore for MemorySessionStore {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError> {
+    ) -> Result<Vec<StoredCookieSession>, StoreError> {
         self.with(|st| {
             st.prune(user_id, now);
             st.by_user

@@ -47,8 +47,8 @@ async fn counted(settings: Settings) -> TestApp {
 }
 
 impl Node {
-    pub fn sessions(&self) -> Arc<redauth_axum::cookie_auth::CookieAuth> {
-        self.sessions
+    pub fn cookie_auth(&self) -> Arc<redauth_axum::cookie_auth::CookieAuth> {
+        self.cookie_sessions
             .as_ref()
             .expect("cookie sessions on")
             .auth
@@ -374,7 +374,7 @@ async fn with_the_session_cache_off_every_check_reads_redis_once_and_only_the_se
 /// Data a store cannot parse: the link is out of its reach.
 struct ReversedJson;
 
-impl redauth_core::cookie_session::SessionSerializer for ReversedJson {
+impl redauth_core::cookie_session::CookieSessionSerializer for ReversedJson {
     fn serialize(&self, data: &serde_json::Value) -> Result<String, String> {
         Ok(data.to_string().chars().rev().collect())
     }
@@ -390,7 +390,7 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
     use redauth_core::cookie_session::{
         CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
     };
-    use redauth_core::session_store::CookieSessionLayout;
+    use redauth_core::cookie_store::CookieSessionLayout;
 
     let app = counted(native()).await;
     let u = app.user("alice", &["reader"]).await;
@@ -560,8 +560,8 @@ async fn login_replaces_the_presented_session_and_carries_anonymous_data_only_if
         .await;
         app.user("alice", &[]).await;
         // An anonymous session (a cart before login, or one an attacker planted).
-        let sessions = app.node.sessions();
-        let anon = sessions
+        let cookie_auth = app.node.cookie_auth();
+        let anon = cookie_auth
             .manager()
             .create(json!({"cart": [1, 2], "theme": "light"}), None)
             .await
@@ -670,9 +670,9 @@ async fn the_cache_window_bounds_how_long_an_outside_deletion_goes_unseen() {
         ..compat()
     })
     .await;
-    let sessions = app.node.sessions();
+    let cookie_auth = app.node.cookie_auth();
     // A session the SvelteKit app made (no redauth login behind it).
-    let made = sessions
+    let made = cookie_auth
         .manager()
         .create(json!({"from": "app"}), Some("app-user-1"))
         .await
@@ -992,7 +992,7 @@ async fn a_process_without_cookie_settings_still_ends_compat_sessions() {
         Arc::new(ManualClock::starting_now()),
     )
     .await;
-    assert!(cli.sessions.is_none(), "no cookie-session settings");
+    assert!(cli.cookie_sessions.is_none(), "no cookie-session settings");
     assert_eq!(
         cli.service.revoke_all_sessions(&u.id, None).await.unwrap(),
         2
