@@ -9,6 +9,12 @@
 //! Time is passed in as `now`, as for `Store`. Layouts that record an expiry time judge
 //! liveness by it; the compat layout records none (the library keeps only a Redis TTL),
 //! so there a session lives exactly as long as its key.
+//!
+//! A cookie session may be *linked* to a login session (the entity of
+//! [`crate::store::Store`]): its data then holds a [`CookieSessionLink`] under
+//! [`LINK_KEY`]. The link is part of the store contract (see [`CookieSessionStore`]), so
+//! every backend finds it the same way: [`link_ids`] in Rust, and the key handed to
+//! Redis scripts as an argument rather than spelled in them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -71,11 +77,14 @@ pub struct LinkedPrincipal {
     pub record: Option<PrincipalRecord>,
 }
 
-/// The data key under which redauth keeps a session's [`CookieSessionLink`]. Clients may not
-/// write it.
+/// The data key under which a cookie session holds its [`CookieSessionLink`]: the one
+/// place it is spelled (backends take it from here, scripts as an argument). Clients may
+/// not write it. Changing it orphans the links of every stored cookie session, and a
+/// SvelteKit app reads `data.redauth`: it is as fixed as a key layout.
 pub const LINK_KEY: &str = "redauth";
 
-/// Who a cookie session belongs to, as of its last check.
+/// Which login session a cookie session belongs to, and the rights it was issued with,
+/// as of its last check: what the cookie session's data holds under [`LINK_KEY`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CookieSessionLink {
     pub user_id: String,
@@ -109,9 +118,15 @@ impl CookieSessionLink {
 /// strings. Data a custom serializer wrote usually is not JSON: then `None`, and the
 /// caller reads the principal separately.
 pub fn link_ids(data: &str) -> Option<(String, String)> {
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(data).ok()?;
-    let link = map.get(LINK_KEY)?;
-    let id = |k: &str| link.get(k)?.as_str().map(str::to_owned);
+    let data: Value = serde_json::from_str(data).ok()?;
+    let (user_id, session_id) = decoded_link_ids(&data)?;
+    Some((user_id.to_owned(), session_id.to_owned()))
+}
+
+/// [`link_ids`] of session data already decoded, borrowed from it.
+pub fn decoded_link_ids(data: &Value) -> Option<(&str, &str)> {
+    let link = data.as_object()?.get(LINK_KEY)?;
+    let id = |k: &str| link.get(k)?.as_str();
     Some((id("user_id")?, id("session_id")?))
 }
 
@@ -140,6 +155,33 @@ impl CookieSessionLayout {
 
 /// Persistence of cookie sessions. Every method is one round trip to the backend and
 /// atomic with respect to the others.
+///
+/// # The link to a login session
+///
+/// Data that holds, under [`LINK_KEY`], an object with `user_id` and `session_id`
+/// strings ([`link_ids`]; the rest of the [`CookieSessionLink`] is not the store's
+/// business) links its cookie session to that login session of the backend's
+/// [`crate::store::Store`]. A backend that lives beside a `Store`
+/// ([`crate::store::Store::cookie_session_store`]) keeps the link in both directions:
+///
+/// - [`Self::create`] and [`Self::rename`] record the link in the same atomic step as
+///   the write, where the login session lives, so that ending the login session
+///   (logout, revocation, theft, a user write ending sessions, deletion: through the
+///   `Store`, in any process, whatever its cookie-session settings) deletes the cookie
+///   session and its index entry in the same step;
+/// - [`Self::load_with_principal`] reads the principal of the login session the link
+///   names in the same round trip and snapshot as the cookie session;
+/// - [`crate::store::Store::linked_cookie_sessions`] finds the linked cookie sessions
+///   of a user (to narrow the rights a link shows).
+///
+/// A link is changed by moving the cookie session ([`Self::rename`], as a privilege
+/// change does), never in place: what [`Self::update_data`] does to a link is
+/// backend-specific (Redis keeps the one recorded at the last create or rename, the
+/// embedded file reads the current data). Data a backend cannot read as JSON (a custom
+/// serializer's) carries no link a store can see: such a cookie session outlives its
+/// login session in the store until whoever checks it next finds the login session
+/// gone and deletes it. `redauth_testkit::cookie_conformance` holds these rules for
+/// every backend.
 #[async_trait]
 pub trait CookieSessionStore: Send + Sync + 'static {
     /// Stores a new session and adds it to its user's index (pruning ids that died).
