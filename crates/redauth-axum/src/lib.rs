@@ -150,7 +150,7 @@ async fn healthz() -> axum::Json<serde_json::Value> {
 /// subscribed; the cache is off), `none` (a store without a feed).
 async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     state.service.ready().await?;
-    let feed = match (state.revocation_feed, state.service.cache().is_trusted()) {
+    let feed = match (state.revocation_feed, state.service.cache_status().trusted) {
         (false, _) => "none",
         (true, true) => "subscribed",
         (true, false) => "lost",

@@ -221,7 +221,7 @@ pub fn watch_store_until_ready(service: Arc<AuthService>) {
         let mut delay = Duration::from_millis(250);
         let mut reported = false;
         loop {
-            match service.store().ping().await {
+            match service.ping_store().await {
                 Ok(()) => {
                     if reported {
                         tracing::info!("store is reachable again");

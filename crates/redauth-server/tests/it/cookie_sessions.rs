@@ -265,14 +265,17 @@ async fn a_hot_session_check_needs_no_round_trip_and_a_miss_costs_one() {
             0,
             "{cookie_name}: now cached there too"
         );
-        // A cached cookie session whose principal was evicted (here by hand, as the
-        // feed would) is read again together with it, also in one round trip.
+        // A cached cookie session whose principal was evicted (here by a feed message
+        // alone, with the login session still live in Redis) is not served from
+        // memory: it is read again together with the principal, in one round trip.
         let sid = r.body["session"]["id"].as_str().unwrap().to_owned();
-        other
-            .service
-            .cache()
-            .invalidate(&redauth_core::store::Invalidation::Session(sid));
-        assert_eq!(other.service.cache().cookie_sessions_len(), 1);
+        app.publish_invalidation(&format!("sid:{sid}"), &other)
+            .await;
+        assert_eq!(
+            other.cookie_auth().cached_sessions(),
+            1,
+            "still held, not served"
+        );
         let before = app.round_trips();
         assert_eq!(
             other.get_session(cookie_name, &cookie).await.status,
@@ -430,9 +433,8 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
         .1
         .to_owned();
     let sid = login.tokens.principal.session_id.clone();
-    app.service
-        .cache()
-        .invalidate(&redauth_core::store::Invalidation::All);
+    // The principal leaves the cache (as a role redefinition anywhere would make it).
+    app.publish_invalidation("all", &app).await;
     let before = app.round_trips();
     let check = auth.check(Some(&cookie)).await.unwrap();
     assert_eq!(
@@ -467,8 +469,8 @@ async fn logout_on_one_node_evicts_the_cookie_session_on_every_node() {
         other.get_session(NATIVE_COOKIE, &cookie).await.status,
         StatusCode::OK
     );
-    assert_eq!(other.service.cache().cookie_sessions_len(), 1);
-    let mut applied = other.service.cache().invalidations_applied();
+    assert_eq!(other.cookie_auth().cached_sessions(), 1);
+    let mut applied = other.service.cache_status().invalidations_applied;
     let seen = *applied.borrow_and_update();
     app.send(
         Method::POST,
@@ -477,13 +479,7 @@ async fn logout_on_one_node_evicts_the_cookie_session_on_every_node() {
         &[("cookie", &format!("{NATIVE_COOKIE}={cookie}"))],
     )
     .await;
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        applied.wait_for(|n| *n > seen),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    crate::support::until_applied(&mut applied, seen).await;
     assert_eq!(
         other.get_session(NATIVE_COOKIE, &cookie).await.error_code(),
         "invalid_session"
