@@ -16,10 +16,10 @@ use redauth_core::cookie::native::{NativeCodec, NativeMode};
 use redauth_core::cookie_session::{
     CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
 };
+use redauth_core::cookie_store::CookieSessionLayout;
+use redauth_core::cookie_store::CookieSessionStore;
+use redauth_core::cookie_store::LINK_KEY;
 use redauth_core::service::ClientInfo;
-use redauth_core::session_store::CookieSessionLayout;
-use redauth_core::session_store::CookieSessionStore;
-use redauth_core::session_store::LINK_KEY;
 use redauth_core::{AuthService, Clock, Secret};
 use serde::Deserialize;
 use serde_json::Value;

@@ -4,16 +4,18 @@
 //!
 //! A cookie session created at login is *linked* to the login session it came from:
 //! its data holds, under the reserved key [`LINK_KEY`], the user id, the login session
-//! id and the privileges it was issued with ([`SessionLink`]). Keeping the link in the
+//! id and the privileges it was issued with ([`CookieSessionLink`]). Keeping the link in the
 //! data (not beside it) is what lets the compat layout carry it, and it gives a
 //! SvelteKit app that reads the session straight from Redis the user's name and roles.
 //!
 //! - Login always mints a new cookie-session id; a cookie the client presented is
 //!   ended, never promoted (no fixation). Data of an anonymous session carries over.
-//! - A check trusts a cached cookie session only while the principal of its login
-//!   session is cached too; revoking the login session (logout, log out everywhere,
-//!   disable, password change, theft detection) evicts that principal on every node,
-//!   so the next check reads both again and fails.
+//! - Cookie sessions have their own cache ([`CookieSessionCache`]), owned here. It
+//!   serves a cookie session only while the principal of its login session is cached
+//!   in the service; revoking the login session (logout, log out everywhere, disable,
+//!   password change, theft detection) evicts that principal on every node, so the
+//!   next check reads both again and fails. The service is reached for principals
+//!   through one method, [`AuthService::principal_for_cookie`].
 //! - When the privileges behind a session change, the next check moves the session to
 //!   a new id ([`CookieSessionManager::rotate_session`]).
 //! - Ending a login session deletes its cookie sessions in the same atomic store
@@ -25,11 +27,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use redauth_core::clock::UnixTime;
+use redauth_core::cookie_cache::CookieSessionCache;
 use redauth_core::cookie_session::{CookieSession, CookieSessionError, CookieSessionManager};
+use redauth_core::cookie_store::{CookieSessionLink, LINK_KEY};
 use redauth_core::error::AuthError;
 use redauth_core::model::Principal;
 use redauth_core::service::{AuthService, ClientInfo, IssuedTokens};
-use redauth_core::session_store::{LINK_KEY, LinkedPrincipal, SessionLink};
 
 /// What a successful cookie login hands back.
 #[derive(Debug)]
@@ -55,6 +58,7 @@ pub struct CookieCheck {
 pub struct CookieAuth {
     service: Arc<AuthService>,
     manager: Arc<CookieSessionManager>,
+    cache: CookieSessionCache,
     cache_secs: i64,
     carry_anonymous_data: bool,
 }
@@ -89,6 +93,7 @@ impl CookieAuth {
         options: CookieAuthOptions,
     ) -> Arc<Self> {
         Arc::new(Self {
+            cache: CookieSessionCache::new(&service),
             service,
             manager,
             cache_secs: options.cache_secs.max(0),
@@ -102,6 +107,12 @@ impl CookieAuth {
 
     pub fn cookie_name(&self) -> &str {
         self.manager.cookie_name()
+    }
+
+    /// Cookie sessions this node holds in memory (expired ones until evicted), for
+    /// tests and metrics.
+    pub fn cached_sessions(&self) -> u64 {
+        self.cache.len()
     }
 
     /// The `Set-Cookie` that removes the session cookie.
@@ -136,7 +147,7 @@ impl CookieAuth {
         };
         let tokens = self.service.login(username, password, client).await?;
         if let Some(old) = self.presented_session(presented).await? {
-            match SessionLink::from_data(&old.data) {
+            match CookieSessionLink::from_data(&old.data) {
                 None if !self.carry_anonymous_data => {}
                 None => {
                     if let Value::Object(previous) = &old.data {
@@ -147,7 +158,7 @@ impl CookieAuth {
                 }
                 Some(link) => self.end_login_session(&link).await?,
             }
-            self.service.cache().evict_cookie_session(&old.id);
+            self.cache.evict(&old.id);
             self.manager.delete_session(&old).await?;
         }
         let p = &tokens.principal;
@@ -175,56 +186,18 @@ impl CookieAuth {
         let id = self
             .manager
             .validate_cookie(presented.ok_or(CookieSessionError::Missing)?)?;
-        let cached = self.service.cache().get_cookie_session(&id);
-        let mut fresh = cached.is_none();
-        // Taken before each store read whose principal may be cached below, so it is
-        // cached only if no invalidation overtook the read (issue 10, item 6). A check
-        // served wholly from memory reads nothing and takes none.
-        let mut ticket = fresh.then(|| self.service.cache().load_ticket());
-        // Not cached: the store reads the cookie session and the principal of the login
-        // session it links to together, in one round trip.
-        let (mut session, mut linked) = match cached {
-            Some(c) => (c.session.clone(), None),
-            // The principal of the login session this cookie session was last linked
-            // to is cached: only the cookie session needs reading (a plain GET). The
-            // link is taken from the data read, as always; should it name another
-            // login session, that principal is loaded below.
-            None if self.service.cache().linked_principal(&id).is_some() => {
-                (self.manager.get_by_id(&id).await?, None)
+        let (mut session, principal, mut fresh) = match self.cache.get(&id) {
+            // Served wholly from memory: nothing read, no load begun.
+            Some(hit) => (hit.entry.session.clone(), hit.principal, false),
+            None => {
+                let (session, principal) = self.read(&id).await?;
+                (session, principal, true)
             }
-            None => self.manager.get_by_id_with_principal(&id).await?,
         };
-        let mut principal = None;
-        if let Some(link) = SessionLink::from_data(&session.data) {
-            principal = self.service.cache().get(&link.user_id, &link.session_id);
-            if principal.is_none() {
-                if !fresh {
-                    // The principal was evicted (a revocation, a role change): the
-                    // cached cookie session is no longer trusted either.
-                    ticket = Some(self.service.cache().load_ticket());
-                    (session, linked) = self.manager.get_by_id_with_principal(&id).await?;
-                    fresh = true;
-                }
-                let link =
-                    SessionLink::from_data(&session.data).ok_or(CookieSessionError::NotFound)?;
-                // Always set by now (a read happened); a fresh one is only more cautious.
-                let ticket = ticket
-                    .take()
-                    .unwrap_or_else(|| self.service.cache().load_ticket());
-                match self.load_principal(&link, linked.take(), ticket).await? {
-                    Some(p) => principal = Some(p),
-                    None => {
-                        self.service.cache().evict_cookie_session(&id);
-                        self.manager.delete_session(&session).await?;
-                        return Err(CookieSessionError::NotFound);
-                    }
-                }
-            }
-        }
         let cap = principal.as_ref().map(|p| p.session_expires_at);
         let mut set_cookie = None;
         if let Some(p) = &principal
-            && SessionLink::from_data(&session.data) != Some(SessionLink::of(p))
+            && CookieSessionLink::from_data(&session.data) != Some(CookieSessionLink::of(p))
         {
             // Privileges changed since the cookie was issued: a new id for the new
             // privilege level, so a copy of the old cookie grants nothing.
@@ -237,7 +210,7 @@ impl CookieAuth {
                 .manager
                 .rotate_session(session, Some(data), cap)
                 .await?;
-            self.service.cache().evict_cookie_session(&old_id);
+            self.cache.evict(&old_id);
             tracing::info!(user_id = %p.user_id, session_id = %p.session_id,
                 "cookie session moved to a new id after a privilege change");
             session = rotated.session;
@@ -272,9 +245,9 @@ impl CookieAuth {
             Some(s) => s,
             None => return Ok(()),
         };
-        self.service.cache().evict_cookie_session(&session.id);
+        self.cache.evict(&session.id);
         self.manager.delete_session(&session).await?;
-        if let Some(link) = SessionLink::from_data(&session.data) {
+        if let Some(link) = CookieSessionLink::from_data(&session.data) {
             self.end_login_session(&link).await?;
         }
         Ok(())
@@ -295,7 +268,7 @@ impl CookieAuth {
         }
     }
 
-    async fn end_login_session(&self, link: &SessionLink) -> Result<(), CookieSessionError> {
+    async fn end_login_session(&self, link: &CookieSessionLink) -> Result<(), CookieSessionError> {
         match self
             .service
             .revoke_session(&link.user_id, &link.session_id)
@@ -306,32 +279,35 @@ impl CookieAuth {
         }
     }
 
-    /// The principal of a login session: the cache, else what the store read together
-    /// with the cookie session (`linked`, if it is for this very link), else one store
-    /// read (a backend that cannot read both at once, or data the store could not
-    /// read the link from, such as a custom serializer's).
-    async fn load_principal(
+    /// Reads cookie session `id` from the store with the principal of the login
+    /// session it links to (`None` for one no login made). A cookie session whose login
+    /// session has ended is deleted and `NotFound`.
+    ///
+    /// One round trip: the store reads the cookie session and that principal together,
+    /// or, when the principal this cookie session was last seen linked to is cached,
+    /// only the cookie session (a plain `GET`). Either way the link is taken from the
+    /// data read; should it name another login session, that principal is loaded too.
+    async fn read(
         &self,
-        link: &SessionLink,
-        linked: Option<LinkedPrincipal>,
-        ticket: redauth_core::cache::LoadTicket,
-    ) -> Result<Option<Arc<Principal>>, CookieSessionError> {
-        let cache = self.service.cache();
-        if let Some(p) = cache.get(&link.user_id, &link.session_id) {
-            return Ok(Some(p));
-        }
-        let rec = match linked {
-            Some(l) if l.user_id == link.user_id && l.session_id == link.session_id => l.record,
-            _ => self
-                .service
-                .store()
-                .load_principal(&link.user_id, &link.session_id, self.service.now())
-                .await
-                .map_err(AuthError::from)?,
+        id: &str,
+    ) -> Result<(CookieSession, Option<Arc<Principal>>), CookieSessionError> {
+        // Before the read, which may bring the principal along.
+        let load = self.service.principal_for_cookie();
+        let (session, read) = match self.cache.linked_principal(id) {
+            Some(_) => (self.manager.get_by_id(id).await?, None),
+            None => self.manager.get_by_id_with_principal(id).await?,
         };
-        Ok(rec.filter(|r| !r.user.disabled).map(|r| {
-            cache.insert_loaded(ticket, Principal::from_parts(&r.session, &r.user, &r.roles))
-        }))
+        let Some(link) = CookieSessionLink::from_data(&session.data) else {
+            return Ok((session, None));
+        };
+        match load.load(&link.user_id, &link.session_id, read).await? {
+            Some(p) => Ok((session, Some(p))),
+            None => {
+                self.cache.evict(id);
+                self.manager.delete_session(&session).await?;
+                Err(CookieSessionError::NotFound)
+            }
+        }
     }
 
     fn cache(&self, session: &CookieSession, principal: Option<&Principal>) {
@@ -339,22 +315,17 @@ impl CookieAuth {
             let until = session
                 .expires_at
                 .map_or(p.session_expires_at, |e| e.min(p.session_expires_at));
-            self.service.cache().remember_cookie_link(
-                &session.id,
-                &p.user_id,
-                &p.session_id,
-                until,
-            );
+            self.cache
+                .remember_link(&session.id, &p.user_id, &p.session_id, until);
         }
         if self.cache_secs > 0 {
             let until = self.service.now().saturating_add(self.cache_secs);
-            self.service
-                .cache()
-                .insert_cookie_session(session.clone(), until);
+            self.cache.insert(session.clone(), until);
         }
     }
 }
 
 fn link_value(p: &Principal) -> Result<Value, CookieSessionError> {
-    serde_json::to_value(SessionLink::of(p)).map_err(|e| CookieSessionError::Encode(e.to_string()))
+    serde_json::to_value(CookieSessionLink::of(p))
+        .map_err(|e| CookieSessionError::Encode(e.to_string()))
 }

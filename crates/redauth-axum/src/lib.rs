@@ -356,7 +356,7 @@ async fn healthz() -> axum::Json<Health> {
 /// subscribed; the cache is off), `none` (a store without a feed).
 async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<Readiness>, ApiError> {
     state.service.ready().await?;
-    let revocation_feed = match (state.revocation_feed, state.service.cache().is_trusted()) {
+    let revocation_feed = match (state.revocation_feed, state.service.cache_status().trusted) {
         (false, _) => FeedStatus::None,
         (true, true) => FeedStatus::Subscribed,
         (true, false) => FeedStatus::Lost,

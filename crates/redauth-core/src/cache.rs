@@ -24,11 +24,12 @@
 //!   [`FeedEvent::Subscribed`] (flushed again, then trusted). Distrust is one atomic
 //!   flag read by `get`: the hot path takes no lock for it.
 //!
-//! Cookie sessions are cached beside principals, keyed by cookie-session id, so a hot
-//! `GET /api/auth/session` needs no round trip either. A cookie entry is only trusted
-//! together with the principal of the login session it links to: revoking that login
-//! session evicts the principal (here and, through the feed, on every node), and the
-//! next check re-reads both.
+//! Cookie sessions have a cache of their own ([`crate::cookie_cache`]), owned by the
+//! cookie side. It *depends* on this one rather than repeating its rules: a cached
+//! cookie session is served only together with the principal here of the login session
+//! it links to, only while this cache is trusted, and this cache tells it
+//! (`DependentCache`) of every invalidation and flush it applies. The reasons are in
+//! that module.
 //!
 //! # Why a purpose-built cache
 //!
@@ -38,7 +39,7 @@
 //! deques, per-entry timers and a key stored twice. What redauth needs is simpler:
 //! a hard bound on the number of entries, eviction that keeps hot sessions, and expiry
 //! that is checked on read anyway. So `Bounded`, the one implementation behind both
-//! principals and cookie sessions, is:
+//! principals and cookie sessions (crate-visible for [`crate::cookie_cache`]), is:
 //!
 //! - a power-of-two number of shards (one for small capacities), each a lock around a
 //!   slab of slots (an `Arc` to the entry, a tag of its owner's hash, and one atomic
@@ -65,13 +66,11 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
-use compact_str::CompactString;
 use hashbrown::HashTable;
 
 use crate::clock::{Clock, UnixTime};
-use crate::cookie_session::CookieSession;
 use crate::model::{Access, Principal};
 use crate::store::{FeedEvent, Invalidation};
 
@@ -87,8 +86,6 @@ pub const DEFAULT_CAPACITY: u64 = 100_000;
 #[derive(Clone)]
 pub struct SessionCache {
     entries: Arc<Bounded<Principal>>,
-    cookies: Arc<Bounded<CachedCookieSession>>,
-    links: Arc<Bounded<CookieLink>>,
     access: Arc<Interner>,
     clock: Arc<dyn Clock>,
     gate: Arc<Gate>,
@@ -96,6 +93,7 @@ pub struct SessionCache {
     /// included), so callers (tests, metrics) can await delivery of a revocation
     /// instead of sleeping.
     applied: Arc<tokio::sync::watch::Sender<u64>>,
+    dependents: Arc<Dependents>,
 }
 
 /// Orders invalidations against loads in flight, and holds whether the feed is
@@ -121,6 +119,38 @@ impl Gate {
     }
 }
 
+/// A cache whose entries are only as good as the principals here (the cookie-session
+/// cache): told of everything that drops principals, in the same call that drops them,
+/// before [`SessionCache::invalidations_applied`] announces it and, on a resubscription,
+/// before trust returns. So whoever awaits the announcement finds both caches updated,
+/// and nothing placed in a dependent while the feed was lost survives into trust.
+pub(crate) trait DependentCache: Send + Sync {
+    /// `what` was applied to the principals.
+    fn invalidated(&self, what: &Invalidation);
+    /// Every principal was dropped: the feed was lost, or has resubscribed.
+    fn flushed(&self);
+}
+
+/// Held weakly: a dependent lives as long as its owner (a `CookieAuth`), not as long as
+/// the service whose principals it depends on.
+#[derive(Default)]
+struct Dependents(RwLock<Vec<Weak<dyn DependentCache>>>);
+
+impl Dependents {
+    fn add(&self, dependent: Weak<dyn DependentCache>) {
+        let mut all = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|d| d.strong_count() > 0);
+        all.push(dependent);
+    }
+
+    fn tell(&self, what: impl Fn(&dyn DependentCache)) {
+        let all = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        for dependent in all.iter().filter_map(Weak::upgrade) {
+            what(&*dependent);
+        }
+    }
+}
+
 /// Proof of when a load started: taken with [`SessionCache::load_ticket`] before the
 /// store is read, spent by [`SessionCache::insert_loaded`]. Deliberately not `Clone`:
 /// one ticket, one load.
@@ -128,26 +158,30 @@ impl Gate {
 #[must_use = "a load ticket is spent by insert_loaded"]
 pub struct LoadTicket(u64);
 
-/// A cookie session as last read from the store, trusted until `fresh_until`.
+/// What the principal cache is doing, read-only: for `/readyz`, metrics and tests,
+/// none of which has any business changing it (see `AuthService::cache_status`).
 #[derive(Debug, Clone)]
-pub struct CachedCookieSession {
-    pub session: CookieSession,
-    /// The earlier of the session's expiry and the end of the cache window.
-    pub fresh_until: UnixTime,
+pub struct CacheStatus {
+    /// False while the revocation feed is lost: nothing is served from memory, every
+    /// check reads the store.
+    pub trusted: bool,
+    /// Principals held (expired ones included until evicted); never above the capacity.
+    pub entries: u64,
+    /// How many invalidations have been applied (feed losses and resubscriptions
+    /// included). A receiver, so that a test awaits a revocation's delivery instead of
+    /// sleeping; `*borrow()` is the count now.
+    pub invalidations_applied: tokio::sync::watch::Receiver<u64>,
 }
 
 impl SessionCache {
-    /// A cache of at most `capacity` principals and, separately, at most `capacity`
-    /// cookie sessions, none of them served more than `max_age_secs` after it was
-    /// placed (0 or less: nothing is served). Starts trusted: a store without a feed
-    /// (the embedded one) never reports a loss, and one with a feed reports
-    /// [`FeedEvent::Lost`] as soon as it is subscribed to.
+    /// A cache of at most `capacity` principals, none of them served more than
+    /// `max_age_secs` after it was placed (0 or less: nothing is served). Starts
+    /// trusted: a store without a feed (the embedded one) never reports a loss, and one
+    /// with a feed reports [`FeedEvent::Lost`] as soon as it is subscribed to.
     pub fn new(capacity: u64, max_age_secs: i64, clock: Arc<dyn Clock>) -> Self {
         let born = clock.now();
         Self {
             entries: Arc::new(Bounded::new(capacity, born, max_age_secs)),
-            cookies: Arc::new(Bounded::new(capacity, born, max_age_secs)),
-            links: Arc::new(Bounded::new(capacity, born, max_age_secs)),
             access: Arc::new(Interner::default()),
             clock,
             gate: Arc::new(Gate {
@@ -155,6 +189,7 @@ impl SessionCache {
                 trusted: AtomicBool::new(true),
             }),
             applied: Arc::new(tokio::sync::watch::channel(0).0),
+            dependents: Arc::default(),
         }
     }
 
@@ -166,6 +201,33 @@ impl SessionCache {
     /// Whether the cache serves entries: false while the feed is lost.
     pub fn is_trusted(&self) -> bool {
         self.gate.trusted()
+    }
+
+    pub fn status(&self) -> CacheStatus {
+        CacheStatus {
+            trusted: self.is_trusted(),
+            entries: self.len(),
+            invalidations_applied: self.invalidations_applied(),
+        }
+    }
+
+    /// Registers a cache that depends on these principals. It is told of invalidations
+    /// and flushes from now on, until it is dropped.
+    pub(crate) fn add_dependent(&self, dependent: Weak<dyn DependentCache>) {
+        self.dependents.add(dependent);
+    }
+
+    /// The capacity, maximum age and clock, which a dependent cache shares.
+    pub(crate) fn capacity(&self) -> u64 {
+        u64::try_from(self.entries.capacity).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn max_age_secs(&self) -> i64 {
+        self.entries.max_age
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The cached principal of `session_id`, if it belongs to `user_id`, is live, is
@@ -216,109 +278,19 @@ impl SessionCache {
         Arc::new(principal)
     }
 
-    /// The cached cookie session `id`, if still fresh and live at the clock's now
-    /// (and the feed is trusted).
-    pub fn get_cookie_session(&self, id: &str) -> Option<Arc<CachedCookieSession>> {
-        if !self.gate.trusted() {
-            return None;
-        }
-        let now = self.clock.now();
-        let c = self.cookies.get(id, now)?;
-        let live = c.session.expires_at.is_none_or(|e| now < e);
-        (live && now < c.fresh_until).then_some(c)
-    }
-
-    /// Refused while the feed is lost. A cookie entry is only served together with a
-    /// cached principal (which the ticket rule guards), so it needs no ticket itself.
-    pub fn insert_cookie_session(&self, session: CookieSession, fresh_until: UnixTime) {
-        if !self.gate.trusted() {
-            return;
-        }
-        let fresh_until = session
-            .expires_at
-            .map_or(fresh_until, |e| e.min(fresh_until));
-        self.cookies.insert(
-            Arc::new(CachedCookieSession {
-                session,
-                fresh_until,
-            }),
-            self.clock.now(),
-        );
-    }
-
-    pub fn evict_cookie_session(&self, id: &str) {
-        self.cookies.remove(id);
-        self.links.remove(id);
-    }
-
-    /// Remembers that cookie session `cookie_id` links to the login session
-    /// `session_id` of `user_id`, until `expires_at`. Kept apart from the cookie session
-    /// itself, so it is known even when cookie sessions are not cached
-    /// (`REDAUTH_SESSION_CACHE_SECS=0`): it lets a check that must read the cookie
-    /// session anyway read only that, when the principal is cached
-    /// ([`Self::linked_principal`]).
-    pub fn remember_cookie_link(
-        &self,
-        cookie_id: &str,
-        user_id: &str,
-        session_id: &str,
-        expires_at: UnixTime,
-    ) {
-        if !self.gate.trusted() {
-            return;
-        }
-        self.links.insert(
-            Arc::new(CookieLink {
-                cookie_id: cookie_id.into(),
-                user_id: user_id.into(),
-                session_id: session_id.into(),
-                expires_at,
-            }),
-            self.clock.now(),
-        );
-    }
-
-    /// The cached principal of the login session cookie session `cookie_id` was last
-    /// seen linked to. A hint only: the caller still reads the link from the session
-    /// data it loads and checks it names this principal.
-    pub fn linked_principal(&self, cookie_id: &str) -> Option<Arc<Principal>> {
-        if !self.gate.trusted() {
-            return None;
-        }
-        let link = self.links.get(cookie_id, self.clock.now())?;
-        self.get(&link.user_id, &link.session_id)
-    }
-
-    /// Cookie sessions currently held (expired ones included until evicted), for
-    /// tests and metrics.
-    pub fn cookie_sessions_len(&self) -> u64 {
-        self.cookies.len()
-    }
-
-    /// Drops what `what` names. Loads in flight since before this call will not be
-    /// cached (see [`Self::insert_loaded`]).
+    /// Drops what `what` names, here and in every dependent cache. Loads in flight
+    /// since before this call will not be cached (see [`Self::insert_loaded`]).
     pub fn invalidate(&self, what: &Invalidation) {
         // Bump first, remove after: an `insert_loaded` that saw the old epoch placed
         // its entry before the bump (it held the read lock), so the removal below
         // takes it out; one that comes later sees the new epoch and places nothing.
         self.gate.bump();
         match what {
-            Invalidation::Session(sid) => {
-                self.entries.remove(sid);
-                self.cookies.remove(sid);
-                self.links.remove(sid);
-            }
-            Invalidation::User(uid) => {
-                self.entries.remove_owned_by(uid);
-                self.cookies.remove_owned_by(uid);
-                self.links.remove_owned_by(uid);
-            }
-            Invalidation::All => {
-                self.entries.clear();
-                self.cookies.clear();
-                self.links.clear();
-            }
+            Invalidation::Session(sid) => self.entries.remove(sid),
+            Invalidation::User(uid) => self.entries.remove_owned_by(uid),
+            Invalidation::All => self.entries.clear(),
         }
+        self.dependents.tell(|d| d.invalidated(what));
         self.applied.send_modify(|n| *n += 1);
     }
 
@@ -356,8 +328,7 @@ impl SessionCache {
 
     fn flush(&self) {
         self.entries.clear();
-        self.cookies.clear();
-        self.links.clear();
+        self.dependents.tell(|d| d.flushed());
     }
 
     /// Principals currently held (expired ones included until evicted), for tests and
@@ -371,28 +342,8 @@ impl SessionCache {
     }
 }
 
-/// See [`SessionCache::remember_cookie_link`].
-struct CookieLink {
-    cookie_id: CompactString,
-    user_id: CompactString,
-    session_id: CompactString,
-    expires_at: UnixTime,
-}
-
-impl Entry for CookieLink {
-    fn key(&self) -> &str {
-        &self.cookie_id
-    }
-    fn owner(&self) -> Option<&str> {
-        Some(&self.user_id)
-    }
-    fn expires_at(&self) -> UnixTime {
-        self.expires_at
-    }
-}
-
 /// What [`Bounded`] needs to know about the values it holds.
-trait Entry: Send + Sync {
+pub(crate) trait Entry: Send + Sync {
     /// The key it is found by. The index hashes it from here, so it is stored once.
     fn key(&self) -> &str;
     /// The user it belongs to, for [`Invalidation::User`].
@@ -413,19 +364,6 @@ impl Entry for Principal {
     }
 }
 
-impl Entry for CachedCookieSession {
-    fn key(&self) -> &str {
-        &self.session.id
-    }
-    fn owner(&self) -> Option<&str> {
-        self.session.user_id.as_deref()
-    }
-    fn expires_at(&self) -> UnixTime {
-        // Already the earlier of the session's end and the cache window.
-        self.fresh_until
-    }
-}
-
 /// At most this many shards: enough that inserts on many cores rarely meet.
 const MAX_SHARDS: u64 = 64;
 /// One shard per this many entries of capacity (rounded down to a power of two), so
@@ -437,7 +375,7 @@ const INSERT_ATTEMPTS: usize = 4;
 
 /// A bounded map from [`Entry::key`] to `Arc<T>` with CLOCK eviction. See the module
 /// documentation for why it is built this way.
-struct Bounded<T> {
+pub(crate) struct Bounded<T> {
     shards: Box<[RwLock<Shard<T>>]>,
     /// Entries held in all shards, reserved before an entry is placed and released
     /// after one is removed: never above `capacity`.
@@ -480,7 +418,7 @@ struct Slot<T> {
 const REFERENCED: u32 = 1;
 
 impl<T: Entry> Bounded<T> {
-    fn new(capacity: u64, born: UnixTime, max_age: i64) -> Self {
+    pub(crate) fn new(capacity: u64, born: UnixTime, max_age: i64) -> Self {
         // Slot numbers are u32; a cache that large would need terabytes anyway.
         let capacity = capacity.min(u64::from(u32::MAX));
         let planned = (capacity / MIN_SHARD_ENTRIES).clamp(1, MAX_SHARDS);
@@ -527,7 +465,7 @@ impl<T: Entry> Bounded<T> {
         now >= entry.expires_at() || self.too_old(stamp, now)
     }
 
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         u64::try_from(self.len.load(Ordering::Acquire)).unwrap_or(u64::MAX)
     }
 
@@ -558,7 +496,7 @@ impl<T: Entry> Bounded<T> {
     }
 
     /// The entry under `key` unless it has expired at `now`; marks it referenced.
-    fn get(&self, key: &str, now: UnixTime) -> Option<Arc<T>> {
+    pub(crate) fn get(&self, key: &str, now: UnixTime) -> Option<Arc<T>> {
         let hash = self.hash(key);
         let shard = self.read(self.shard_of(hash))?;
         let slot = shard.slot_of(hash, key)?;
@@ -577,7 +515,7 @@ impl<T: Entry> Bounded<T> {
     /// Stores `value` under its key, replacing the entry there if any; when the cache
     /// is full, evicts one entry of the key's shard first. Stores nothing if the
     /// capacity is 0.
-    fn insert(&self, value: Arc<T>, now: UnixTime) {
+    pub(crate) fn insert(&self, value: Arc<T>, now: UnixTime) {
         let hash = self.hash(value.key());
         let owner_tag = self.owner_tag(value.owner());
         let stamp = self.stamp_at(now);
@@ -645,7 +583,7 @@ impl<T: Entry> Bounded<T> {
         false
     }
 
-    fn remove(&self, key: &str) {
+    pub(crate) fn remove(&self, key: &str) {
         let hash = self.hash(key);
         let Some(mut shard) = self.write(self.shard_of(hash)) else {
             return;
@@ -661,7 +599,7 @@ impl<T: Entry> Bounded<T> {
     }
 
     /// Removes every entry whose owner is `owner`, in all shards.
-    fn remove_owned_by(&self, owner: &str) {
+    pub(crate) fn remove_owned_by(&self, owner: &str) {
         let tag = self.owner_tag(Some(owner));
         for i in 0..self.shards.len() {
             let Some(mut shard) = self.write(i) else {
@@ -685,7 +623,7 @@ impl<T: Entry> Bounded<T> {
         }
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         for i in 0..self.shards.len() {
             let Some(mut shard) = self.write(i) else {
                 continue;
@@ -702,7 +640,7 @@ impl<T: Entry> Bounded<T> {
     }
 
     #[cfg(test)]
-    fn shard_count(&self) -> usize {
+    pub(crate) fn shard_count(&self) -> usize {
         self.shards.len()
     }
 }
@@ -873,11 +811,11 @@ impl Interner {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    fn principal(uid: &str, sid: &str, expires: UnixTime) -> Principal {
+    pub(crate) fn principal(uid: &str, sid: &str, expires: UnixTime) -> Principal {
         Principal {
             user_id: uid.into(),
             username: "u".into(),
@@ -1046,8 +984,6 @@ mod tests {
         let cache = SessionCache::new(100, 3600, clock.clone());
         assert!(cache.is_trusted(), "no feed, nothing lost: trusted");
         cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
-        cache.insert_cookie_session(cookie("c1", Some("u1"), None), t + 60);
-        cache.remember_cookie_link("c1", "u1", "s1", t + 60);
         let mut applied = cache.invalidations_applied();
         let seen = *applied.borrow_and_update();
         let ticket = cache.load_ticket();
@@ -1055,19 +991,13 @@ mod tests {
         cache.apply_feed_event(FeedEvent::Lost);
         assert!(!cache.is_trusted());
         assert!(cache.get("u1", "s1").is_none());
-        assert!(cache.get_cookie_session("c1").is_none());
-        assert!(cache.linked_principal("c1").is_none());
         assert!(cache.is_empty(), "flushed at the moment of loss");
-        assert_eq!(cache.cookie_sessions_len(), 0);
         assert!(*applied.borrow_and_update() > seen);
         // Every kind of insert is refused while lost.
         let p = cache.insert_loaded(cache.load_ticket(), principal("u1", "s2", t + 600));
         assert_eq!(&*p.session_id, "s2", "the caller still gets its principal");
         cache.insert_loaded(cache.load_ticket(), principal("u1", "s3", t + 600));
-        cache.insert_cookie_session(cookie("c2", Some("u1"), None), t + 60);
-        cache.remember_cookie_link("c2", "u1", "s2", t + 60);
         assert!(cache.is_empty());
-        assert_eq!(cache.cookie_sessions_len(), 0);
         // Invalidations still apply (and void tickets) while lost.
         let during = cache.load_ticket();
         cache.apply_feed_event(FeedEvent::Invalidate(Invalidation::Session("x".into())));
@@ -1091,19 +1021,16 @@ mod tests {
         let t = clock.now();
         let cache = SessionCache::new(100, 60, clock.clone());
         cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
-        cache.insert_cookie_session(cookie("c1", Some("u1"), None), t + 600);
         clock.advance(30);
         // Placed later: its own 60 seconds start now.
         cache.insert_loaded(cache.load_ticket(), principal("u1", "s2", t + 600));
         clock.advance(29);
         assert!(cache.get("u1", "s1").is_some(), "59 s old");
-        assert!(cache.get_cookie_session("c1").is_some());
         clock.advance(1);
         assert!(
             cache.get("u1", "s1").is_none(),
             "60 s old: re-read the store"
         );
-        assert!(cache.get_cookie_session("c1").is_none());
         assert!(cache.get("u1", "s2").is_some(), "30 s old");
         // Reloading restarts the count.
         cache.insert_loaded(cache.load_ticket(), principal("u1", "s1", t + 600));
@@ -1142,59 +1069,6 @@ mod tests {
     #[test]
     fn a_slot_costs_sixteen_bytes() {
         assert_eq!(std::mem::size_of::<Slot<Principal>>(), 16);
-    }
-
-    fn cookie(id: &str, uid: Option<&str>, expires: Option<UnixTime>) -> CookieSession {
-        CookieSession {
-            id: id.into(),
-            user_id: uid.map(str::to_owned),
-            data: serde_json::json!({}),
-            created_at: None,
-            expires_at: expires,
-        }
-    }
-
-    #[test]
-    fn cookie_sessions_stay_fresh_only_for_their_window_and_life() {
-        let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(100, 3600, clock.clone());
-        let t = clock.now();
-        cache.insert_cookie_session(cookie("c1", None, Some(t + 100)), t + 10);
-        cache.insert_cookie_session(cookie("c2", None, Some(t + 5)), t + 10);
-        cache.insert_cookie_session(cookie("c3", None, None), t + 10);
-        assert!(cache.get_cookie_session("c1").is_some());
-        clock.advance(5);
-        assert!(cache.get_cookie_session("c2").is_none(), "session ended");
-        assert!(cache.get_cookie_session("c3").is_some());
-        clock.advance(5);
-        assert!(cache.get_cookie_session("c1").is_none(), "window over");
-        assert!(cache.get_cookie_session("c3").is_none());
-    }
-
-    #[test]
-    fn cookie_sessions_are_evicted_with_their_id_user_or_everything() {
-        let clock = Arc::new(ManualClock::starting_now());
-        let cache = SessionCache::new(100, 3600, clock.clone());
-        let until = clock.now() + 600;
-        for (id, uid) in [
-            ("a", Some("u1")),
-            ("b", Some("u1")),
-            ("c", Some("u2")),
-            ("d", None),
-        ] {
-            cache.insert_cookie_session(cookie(id, uid, None), until);
-        }
-        cache.evict_cookie_session("a");
-        assert!(cache.get_cookie_session("a").is_none());
-        cache.invalidate(&Invalidation::User("u1".into()));
-        assert!(cache.get_cookie_session("b").is_none());
-        assert!(cache.get_cookie_session("c").is_some());
-        cache.invalidate(&Invalidation::Session("c".into()));
-        assert!(cache.get_cookie_session("c").is_none());
-        assert!(cache.get_cookie_session("d").is_some());
-        cache.invalidate(&Invalidation::All);
-        assert!(cache.get_cookie_session("d").is_none());
-        assert_eq!(cache.cookie_sessions_len(), 0);
     }
 
     #[test]
@@ -1311,12 +1185,10 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let cache = SessionCache::new(10, 3600, clock.clone());
         let t = clock.now();
-        cache.insert_cookie_session(cookie("c", Some("u"), None), t + 5);
         cache.insert_loaded(cache.load_ticket(), principal("u", "s", t + 5));
         clock.advance(5);
         assert!(cache.get("u", "s").is_none());
-        assert!(cache.get_cookie_session("c").is_none());
-        assert_eq!((cache.len(), cache.cookie_sessions_len()), (1, 1));
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
@@ -1377,7 +1249,6 @@ mod tests {
         for i in 0..2_000 {
             cache.insert_loaded(cache.load_ticket(), principal("u1", &format!("a{i}"), exp));
             cache.insert_loaded(cache.load_ticket(), principal("u2", &format!("b{i}"), exp));
-            cache.insert_cookie_session(cookie(&format!("c{i}"), Some("u1"), None), exp);
         }
         let with_u1 = (cache.entries.shards.iter())
             .filter(|s| {
@@ -1392,10 +1263,8 @@ mod tests {
         for i in 0..2_000 {
             assert!(cache.get("u1", &format!("a{i}")).is_none(), "a{i}");
             assert!(cache.get("u2", &format!("b{i}")).is_some(), "b{i}");
-            assert!(cache.get_cookie_session(&format!("c{i}")).is_none(), "c{i}");
         }
         assert_eq!(cache.len(), 2_000);
-        assert_eq!(cache.cookie_sessions_len(), 0);
         // Freed slots are reused, not added to.
         let slots = |c: &SessionCache| -> usize {
             (c.entries.shards.iter())

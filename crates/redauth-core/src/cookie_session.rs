@@ -7,12 +7,12 @@
 //! # use std::sync::Arc;
 //! # use redauth_core::cookie::native::{NativeCodec, NativeMode};
 //! # use redauth_core::cookie_session::*;
-//! # use redauth_core::session_store::MemorySessionStore;
+//! # use redauth_core::cookie_store::MemoryCookieSessionStore;
 //! # use redauth_core::{Secret, SystemClock};
 //! # async fn demo() -> Result<(), CookieSessionError> {
 //! let secret = Secret::new("a secret of at least thirty-two bytes!!");
 //! let sessions = CookieSessionManager::new(
-//!     Arc::new(MemorySessionStore::default()),
+//!     Arc::new(MemoryCookieSessionStore::default()),
 //!     CookieFormat::Native(NativeCodec::new(&secret, NativeMode::Signed)?),
 //!     CookieSessionOptions::default(),
 //!     Arc::new(SystemClock),
@@ -37,9 +37,9 @@ use crate::clock::{Clock, UnixTime};
 use crate::cookie::compat::{CompatCodec, compat_random_id, is_compat_id};
 use crate::cookie::native::NativeCodec;
 use crate::cookie::{CookieAttributes, CookieError};
+use crate::cookie_store::{CookieSessionStore, LinkedPrincipal, StoredCookieSession, redacted};
 use crate::error::{AuthError, StoreError};
 use crate::ids::{is_valid_id, random_id};
-use crate::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession, redacted};
 
 /// Everything a cookie-session operation can fail with.
 #[derive(Debug, Error)]
@@ -77,7 +77,7 @@ impl From<CookieError> for CookieSessionError {
 
 /// Turns session data into the string a store keeps, and back. JSON by default; the
 /// compat layout needs whatever serializer the SvelteKit app passes to the library.
-pub trait SessionSerializer: Send + Sync + 'static {
+pub trait CookieSessionSerializer: Send + Sync + 'static {
     fn serialize(&self, data: &Value) -> Result<String, String>;
     fn deserialize(&self, stored: &str) -> Result<Value, String>;
 }
@@ -86,7 +86,7 @@ pub trait SessionSerializer: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonSerializer;
 
-impl SessionSerializer for JsonSerializer {
+impl CookieSessionSerializer for JsonSerializer {
     fn serialize(&self, data: &Value) -> Result<String, String> {
         serde_json::to_string(data).map_err(|e| e.to_string())
     }
@@ -201,14 +201,14 @@ impl std::fmt::Debug for CookieSession {
 
 /// A session and the `Set-Cookie` value that hands it to the browser.
 #[derive(Debug, Clone)]
-pub struct Issued {
+pub struct IssuedCookieSession {
     pub session: CookieSession,
     pub set_cookie: String,
 }
 
 /// A session read from a cookie; `set_cookie` is `Some` when it was renewed.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub struct LoadedCookieSession {
     pub session: CookieSession,
     pub set_cookie: Option<String>,
 }
@@ -218,7 +218,7 @@ pub struct CookieSessionManager {
     format: CookieFormat,
     options: CookieSessionOptions,
     clock: Arc<dyn Clock>,
-    serializer: Arc<dyn SessionSerializer>,
+    serializer: Arc<dyn CookieSessionSerializer>,
 }
 
 impl std::fmt::Debug for CookieSessionManager {
@@ -270,7 +270,7 @@ impl CookieSessionManager {
     }
 
     /// Replaces the JSON serializer.
-    pub fn with_serializer(mut self, serializer: Arc<dyn SessionSerializer>) -> Self {
+    pub fn with_serializer(mut self, serializer: Arc<dyn CookieSessionSerializer>) -> Self {
         self.serializer = serializer;
         self
     }
@@ -302,7 +302,7 @@ impl CookieSessionManager {
         &self,
         data: Value,
         user_id: Option<&str>,
-    ) -> Result<Issued, CookieSessionError> {
+    ) -> Result<IssuedCookieSession, CookieSessionError> {
         self.create_until(data, user_id, None).await
     }
 
@@ -313,7 +313,7 @@ impl CookieSessionManager {
         data: Value,
         user_id: Option<&str>,
         not_after: Option<UnixTime>,
-    ) -> Result<Issued, CookieSessionError> {
+    ) -> Result<IssuedCookieSession, CookieSessionError> {
         if let Some(uid) = user_id {
             check_user_id(uid)?;
         }
@@ -321,7 +321,7 @@ impl CookieSessionManager {
         let serialized = self.serialize(&data)?;
         let expires_at = self.expiry_from(now, not_after);
         for _ in 0..ID_ATTEMPTS {
-            let stored = StoredSession {
+            let stored = StoredCookieSession {
                 id: self.format.new_id()?,
                 user_id: user_id.map(str::to_owned),
                 data: serialized.clone(),
@@ -337,7 +337,7 @@ impl CookieSessionManager {
                     expires_at,
                 };
                 let set_cookie = self.set_cookie(&session.id, expires_at, now)?;
-                return Ok(Issued {
+                return Ok(IssuedCookieSession {
                     session,
                     set_cookie,
                 });
@@ -348,7 +348,7 @@ impl CookieSessionManager {
 
     /// The session named by a cookie value, renewed if the options ask for it and it
     /// is close to expiry.
-    pub async fn get(&self, cookie_value: &str) -> Result<Loaded, CookieSessionError> {
+    pub async fn get(&self, cookie_value: &str) -> Result<LoadedCookieSession, CookieSessionError> {
         let id = self.validate_cookie(cookie_value)?;
         let session = self.get_by_id(&id).await?;
         self.renew_if_due(session, None).await
@@ -392,20 +392,20 @@ impl CookieSessionManager {
         &self,
         session: CookieSession,
         not_after: Option<UnixTime>,
-    ) -> Result<Loaded, CookieSessionError> {
+    ) -> Result<LoadedCookieSession, CookieSessionError> {
         let now = self.clock.now();
         let due = self.options.renew_before_expire
             && session
                 .expires_at
                 .is_none_or(|e| e - now < self.options.renew_before_secs);
         if !due {
-            return Ok(Loaded {
+            return Ok(LoadedCookieSession {
                 session,
                 set_cookie: None,
             });
         }
         let renewed = self.extend(session, not_after).await?;
-        Ok(Loaded {
+        Ok(LoadedCookieSession {
             session: renewed.session,
             set_cookie: Some(renewed.set_cookie),
         })
@@ -441,7 +441,10 @@ impl CookieSessionManager {
 
     /// Pushes the expiry to a full TTL from now and re-sets the cookie
     /// (`updateSessionExpiry`).
-    pub async fn update_expiry(&self, cookie_value: &str) -> Result<Issued, CookieSessionError> {
+    pub async fn update_expiry(
+        &self,
+        cookie_value: &str,
+    ) -> Result<IssuedCookieSession, CookieSessionError> {
         let id = self.validate_cookie(cookie_value)?;
         let session = self.get_by_id(&id).await?;
         self.extend(session, None).await
@@ -452,7 +455,7 @@ impl CookieSessionManager {
         &self,
         mut session: CookieSession,
         not_after: Option<UnixTime>,
-    ) -> Result<Issued, CookieSessionError> {
+    ) -> Result<IssuedCookieSession, CookieSessionError> {
         let now = self.clock.now();
         let expires_at = self.expiry_from(now, not_after);
         if !self.store.set_expiry(&session.id, expires_at, now).await? {
@@ -460,7 +463,7 @@ impl CookieSessionManager {
         }
         session.expires_at = expires_at;
         let set_cookie = self.set_cookie(&session.id, expires_at, now)?;
-        Ok(Issued {
+        Ok(IssuedCookieSession {
             session,
             set_cookie,
         })
@@ -468,7 +471,10 @@ impl CookieSessionManager {
 
     /// Gives the session a new id (same data, fresh expiry) and ends the old one in the
     /// same step. Call it when the privileges behind a session change.
-    pub async fn rotate(&self, cookie_value: &str) -> Result<Issued, CookieSessionError> {
+    pub async fn rotate(
+        &self,
+        cookie_value: &str,
+    ) -> Result<IssuedCookieSession, CookieSessionError> {
         let id = self.validate_cookie(cookie_value)?;
         let session = self.get_by_id(&id).await?;
         self.rotate_session(session, None, None).await
@@ -480,7 +486,7 @@ impl CookieSessionManager {
         session: CookieSession,
         data: Option<Value>,
         not_after: Option<UnixTime>,
-    ) -> Result<Issued, CookieSessionError> {
+    ) -> Result<IssuedCookieSession, CookieSessionError> {
         let now = self.clock.now();
         let data = data.unwrap_or(session.data);
         let serialized = self.serialize(&data)?;
@@ -500,7 +506,7 @@ impl CookieSessionManager {
                 .await?
             {
                 let set_cookie = self.set_cookie(&new_id, expires_at, now)?;
-                return Ok(Issued {
+                return Ok(IssuedCookieSession {
                     session: CookieSession {
                         id: new_id,
                         user_id: session.user_id,
@@ -589,7 +595,7 @@ impl CookieSessionManager {
             .map_err(CookieSessionError::Encode)
     }
 
-    fn decode(&self, stored: StoredSession) -> Result<CookieSession, CookieSessionError> {
+    fn decode(&self, stored: StoredCookieSession) -> Result<CookieSession, CookieSessionError> {
         let data = self
             .serializer
             .deserialize(&stored.data)
@@ -627,20 +633,20 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::cookie::native::NativeMode;
     use crate::cookie::{SameSite, find_cookie};
+    use crate::cookie_store::MemoryCookieSessionStore;
     use crate::secret::Secret;
-    use crate::session_store::MemorySessionStore;
 
     const SECRET: &str = "unit-test-secret-0123456789abcdef0123";
 
     struct Fixture {
         clock: Arc<ManualClock>,
-        store: Arc<MemorySessionStore>,
+        store: Arc<MemoryCookieSessionStore>,
         manager: CookieSessionManager,
     }
 
     fn fixture_with(format: CookieFormat, options: CookieSessionOptions) -> Fixture {
         let clock = Arc::new(ManualClock::starting_now());
-        let store = Arc::new(MemorySessionStore::default());
+        let store = Arc::new(MemoryCookieSessionStore::default());
         let manager =
             CookieSessionManager::new(store.clone(), format, options, clock.clone()).unwrap();
         Fixture {
@@ -928,7 +934,7 @@ mod tests {
     #[tokio::test]
     async fn a_custom_serializer_is_used_both_ways() {
         struct Reversed;
-        impl SessionSerializer for Reversed {
+        impl CookieSessionSerializer for Reversed {
             fn serialize(&self, data: &Value) -> Result<String, String> {
                 Ok(data.to_string().chars().rev().collect())
             }
@@ -938,7 +944,7 @@ mod tests {
             }
         }
         let clock = Arc::new(ManualClock::starting_now());
-        let store = Arc::new(MemorySessionStore::default());
+        let store = Arc::new(MemoryCookieSessionStore::default());
         let manager = CookieSessionManager::new(
             store.clone(),
             native(NativeMode::Signed),
@@ -999,7 +1005,7 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused_at_construction() {
-        let store = Arc::new(MemorySessionStore::default());
+        let store = Arc::new(MemoryCookieSessionStore::default());
         let clock = Arc::new(ManualClock::starting_now());
         let build = |options: CookieSessionOptions| {
             CookieSessionManager::new(

@@ -7,11 +7,18 @@
 //!                      |
 //!                 SessionCache (hot path, no round trip)
 //! ```
+//!
+//! Cookie sessions, the other entity called a session, have modules of their own, all
+//! named `cookie_*`: [`cookie_store`] (the `CookieSessionStore` trait and the link to a
+//! login session), [`cookie_session`] (the `CookieSessionManager`) and [`cookie_cache`]
+//! (their cache, which depends on the `SessionCache` of login sessions).
 
 pub mod cache;
 pub mod clock;
 pub mod cookie;
+pub mod cookie_cache;
 pub mod cookie_session;
+pub mod cookie_store;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -20,7 +27,6 @@ pub mod password;
 pub mod rate_limit;
 pub mod secret;
 pub mod service;
-pub mod session_store;
 pub mod store;
 pub mod token;
 

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::cache::SessionCache;
+use crate::cache::{CacheStatus, LoadTicket, SessionCache};
 use crate::clock::Clock;
+use crate::cookie_store::LinkedPrincipal;
 use crate::error::{AuthError, StoreError, ValidationError};
 use crate::ids::random_id;
 use crate::model::{
@@ -171,16 +172,27 @@ impl AuthService {
         self.clock.now()
     }
 
-    pub fn cache(&self) -> &SessionCache {
+    /// Crate-private (and the store has no accessor at all): outside the core, login
+    /// sessions are reached through the service's operations,
+    /// [`Self::principal_for_cookie`] and [`Self::cache_status`], so that no caller can
+    /// bypass the cache's rules (load tickets, distrust) or the store's.
+    pub(crate) fn cache(&self) -> &SessionCache {
         &self.cache
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     pub async fn ready(&self) -> Result<(), AuthError> {
         Ok(self.store.ping().await?)
+    }
+
+    /// [`Self::ready`] with the store's own error, cause included: for the start-up
+    /// probe, which logs why the store cannot be reached.
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// What the principal cache is doing, read-only: for `/readyz`, metrics and tests.
+    pub fn cache_status(&self) -> CacheStatus {
+        self.cache.status()
     }
 
     /// Checks a username and password and opens a session. Unknown users, wrong
@@ -505,6 +517,19 @@ impl AuthService {
                 Principal::from_parts(&rec.session, &rec.user, &rec.roles),
             )),
             _ => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Begins reading the principal of a login session for a cookie-session check:
+    /// the one way cookie-session code reaches login sessions. Call it before the
+    /// store read that may bring the principal along (the cookie session read with
+    /// [`crate::cookie_store::CookieSessionStore::load_with_principal`]): it takes the
+    /// load ticket, so a revocation that arrives while that read is in flight keeps
+    /// what it read out of the cache, as for [`Self::authenticate`].
+    pub fn principal_for_cookie(&self) -> PrincipalForCookie<'_> {
+        PrincipalForCookie {
+            service: self,
+            ticket: self.cache.load_ticket(),
         }
     }
 
@@ -1025,6 +1050,46 @@ impl AuthService {
     }
 }
 
+/// A principal load begun by [`AuthService::principal_for_cookie`], before the store
+/// read it may use; spent by [`Self::load`]. One load, one ticket.
+#[must_use = "a principal load is spent by load()"]
+pub struct PrincipalForCookie<'a> {
+    service: &'a AuthService,
+    ticket: LoadTicket,
+}
+
+impl PrincipalForCookie<'_> {
+    /// The principal of login session `session_id` of `user_id`: the cached one, else
+    /// `read` (what the cookie-session store read together with the cookie session)
+    /// when it is for these very ids, else one store read. `None` when the login
+    /// session has ended or its user is gone or disabled. What was read is cached
+    /// unless an invalidation arrived since the load began.
+    pub async fn load(
+        self,
+        user_id: &str,
+        session_id: &str,
+        read: Option<LinkedPrincipal>,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        let service = self.service;
+        if let Some(p) = service.cache.get(user_id, session_id) {
+            return Ok(Some(p));
+        }
+        let record = match read {
+            Some(l) if l.user_id == user_id && l.session_id == session_id => l.record,
+            _ => {
+                service
+                    .store
+                    .load_principal(user_id, session_id, service.clock.now())
+                    .await?
+            }
+        };
+        Ok(record.filter(|r| !r.user.disabled).map(|r| {
+            let principal = Principal::from_parts(&r.session, &r.user, &r.roles);
+            service.cache.insert_loaded(self.ticket, principal)
+        }))
+    }
+}
+
 /// The serialized cookie-session `data` with its link narrowed to what `user` still
 /// holds, or `None` when there is nothing to change (no link of this user, not JSON,
 /// or nothing lost).
@@ -1033,11 +1098,11 @@ fn narrowed_link_data(
     user: &User,
     permissions: &std::collections::BTreeSet<String>,
 ) -> Option<String> {
-    use crate::session_store::{LINK_KEY, SessionLink};
+    use crate::cookie_store::{CookieSessionLink, LINK_KEY};
     let serde_json::Value::Object(mut fields) = serde_json::from_str(data).ok()? else {
         return None;
     };
-    let link: SessionLink = serde_json::from_value(fields.get(LINK_KEY)?.clone()).ok()?;
+    let link: CookieSessionLink = serde_json::from_value(fields.get(LINK_KEY)?.clone()).ok()?;
     if link.user_id != user.id {
         return None;
     }

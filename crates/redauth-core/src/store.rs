@@ -117,7 +117,7 @@ pub enum EndSessions<'a> {
 pub struct LinkedCookieSession {
     /// Where the backend keeps it, opaque to callers.
     pub reference: String,
-    /// The serialized session data (`session_store::StoredSession::data`).
+    /// The serialized session data (`cookie_store::StoredCookieSession::data`).
     pub data: String,
     /// The stored value the data was read from, opaque: a replacement applies only if
     /// it is still exactly this.
@@ -326,8 +326,8 @@ pub trait Store: Send + Sync + 'static {
     /// means keys shared with a SvelteKit app, which only Redis has.
     fn cookie_session_store(
         &self,
-        layout: &crate::session_store::CookieSessionLayout,
-    ) -> Result<Arc<dyn crate::session_store::CookieSessionStore>, StoreError> {
+        layout: &crate::cookie_store::CookieSessionLayout,
+    ) -> Result<Arc<dyn crate::cookie_store::CookieSessionStore>, StoreError> {
         let _ = layout;
         Err(StoreError::unavailable(
             "this store keeps no cookie sessions",

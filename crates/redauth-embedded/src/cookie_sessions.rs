@@ -13,7 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redauth_core::StoreError;
 use redauth_core::clock::UnixTime;
-use redauth_core::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession, link_ids};
+use redauth_core::cookie_store::{
+    CookieSessionStore, LinkedPrincipal, StoredCookieSession, link_ids,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,7 @@ struct Record {
 }
 
 impl Record {
-    fn from_session(s: &StoredSession) -> Self {
+    fn from_session(s: &StoredCookieSession) -> Self {
         Self {
             uid: s.user_id.clone(),
             created: s.created_at,
@@ -42,8 +44,8 @@ impl Record {
         }
     }
 
-    fn into_session(self, id: &str) -> StoredSession {
-        StoredSession {
+    fn into_session(self, id: &str) -> StoredCookieSession {
+        StoredCookieSession {
             id: id.to_owned(),
             user_id: self.uid,
             data: self.data,
@@ -59,13 +61,13 @@ impl Record {
 
 /// The cookie-session store of an [`crate::EmbeddedStore`]: the same file and lock.
 #[derive(Clone)]
-pub struct EmbeddedCookieSessions {
+pub struct EmbeddedCookieSessionStore {
     pub(crate) db: Arc<Database>,
 }
 
-impl std::fmt::Debug for EmbeddedCookieSessions {
+impl std::fmt::Debug for EmbeddedCookieSessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EmbeddedCookieSessions")
+        f.write_str("EmbeddedCookieSessionStore")
     }
 }
 
@@ -149,7 +151,7 @@ impl<'txn> CookieTables<'txn> {
     }
 
     /// Deletes the cookie sessions whose data links to login session `session_id` of
-    /// `user_id` (`session_store::link_ids`): ending a login session ends them, in the
+    /// `user_id` (`cookie_store::link_ids`): ending a login session ends them, in the
     /// same transaction, whichever process ends it (the `ck` registry of the Redis
     /// store; here one file holds both, so the user's index is enough to find them).
     pub(crate) fn remove_linked_to(
@@ -235,7 +237,7 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     CookieTables::open(txn).map(drop)
 }
 
-impl EmbeddedCookieSessions {
+impl EmbeddedCookieSessionStore {
     async fn write<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut CookieTables<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -255,8 +257,8 @@ impl EmbeddedCookieSessions {
 }
 
 #[async_trait]
-impl CookieSessionStore for EmbeddedCookieSessions {
-    async fn create(&self, s: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
+impl CookieSessionStore for EmbeddedCookieSessionStore {
+    async fn create(&self, s: &StoredCookieSession, now: UnixTime) -> Result<bool, StoreError> {
         let s = s.clone();
         self.write(move |t| {
             if let Some(uid) = &s.user_id {
@@ -271,7 +273,11 @@ impl CookieSessionStore for EmbeddedCookieSessions {
         .await
     }
 
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError> {
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError> {
         let id = id.to_owned();
         let db = Arc::clone(&self.db);
         blocking(move || {
@@ -290,7 +296,7 @@ impl CookieSessionStore for EmbeddedCookieSessions {
         &self,
         id: &str,
         now: UnixTime,
-    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+    ) -> Result<Option<(StoredCookieSession, Option<LinkedPrincipal>)>, StoreError> {
         let id = id.to_owned();
         let db = Arc::clone(&self.db);
         blocking(move || {
@@ -395,7 +401,7 @@ impl CookieSessionStore for EmbeddedCookieSessions {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError> {
+    ) -> Result<Vec<StoredCookieSession>, StoreError> {
         let user_id = user_id.to_owned();
         self.write(move |t| {
             t.prune_user(&user_id, now)?;

@@ -32,9 +32,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redauth_core::clock::{Clock, UnixTime};
+use redauth_core::cookie_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::model::SessionId;
 use redauth_core::model::{legacy_normalized_username, normalize_username, username_skeleton};
-use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::store::{
     EndSessions, LinkedCookieSession, MAX_SESSION_PAGE, PageRequest, PrincipalRecord,
     REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, SessionCursor,
@@ -779,9 +779,10 @@ impl Store for EmbeddedStore {
         layout: &CookieSessionLayout,
     ) -> Result<Arc<dyn CookieSessionStore>, StoreError> {
         match layout {
-            CookieSessionLayout::Native => Ok(Arc::new(cookie_sessions::EmbeddedCookieSessions {
-                db: Arc::clone(&self.db),
-            })),
+            CookieSessionLayout::Native => {
+                let db = Arc::clone(&self.db);
+                Ok(Arc::new(cookie_sessions::EmbeddedCookieSessionStore { db }))
+            }
             CookieSessionLayout::Compat { .. } => Err(StoreError::unavailable(
                 "the sveltekit-redis-session layout needs Redis (it is keys shared with the SvelteKit app)",
             )),

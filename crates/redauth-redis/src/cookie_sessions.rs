@@ -22,9 +22,11 @@
 //! the set (or from the data, see `CookieSessionOptions::user_id_pointer`).
 //!
 //! A cookie-session check reads the session and the principal of the login session its
-//! data links to (the `redauth` key: user id and login-session id) in one script,
+//! data links to (under [`LINK_KEY`]: user id and login-session id) in one script,
 //! `load_with_principal`: the login-session hash, user and role keys are the store's
-//! own ([`crate::keys`]), built from the ids in the data.
+//! own ([`crate::keys`]), built from the ids in the data. The link key reaches the
+//! script as an argument, like every key prefix: the scripts spell no part of the
+//! link contract themselves, so it is defined once, in `redauth_core::cookie_store`.
 //!
 //! Scripts that reach a user index from a session value build its key from a prefix
 //! (the index key is not known before the value is read), so on Redis Cluster they
@@ -35,10 +37,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redauth_core::StoreError;
 use redauth_core::clock::UnixTime;
-use redauth_core::ids::is_valid_id;
-use redauth_core::session_store::{
-    CookieSessionLayout, CookieSessionStore, LinkedPrincipal, StoredSession, link_ids,
+use redauth_core::cookie_store::{
+    CookieSessionLayout, CookieSessionStore, LINK_KEY, LinkedPrincipal, StoredCookieSession,
+    link_ids,
 };
+use redauth_core::ids::is_valid_id;
 use redis::Script;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -64,17 +67,18 @@ end
 ";
 
 /// After `PRINCIPAL_FN`: the principal of the login session that serialized session data
-/// links to, as `session_store::link_ids` finds the link: `{uid, sid, principal or
-/// false}`, or false when the data is not a JSON object with `redauth.user_id` and
-/// `redauth.session_id` strings, or when reading the principal fails (a key of the wrong
-/// type): then the caller reads the principal itself, if it sees a link there at all,
-/// and meets the same error only then.
-/// ARGV from `base`: now, user key prefix, user key suffix, session key infix.
+/// links to, as `cookie_store::link_ids` finds the link: `{uid, sid, principal or
+/// false}`, or false when the data is not a JSON object holding, under the link key,
+/// `user_id` and `session_id` strings, or when reading the principal fails (a key of
+/// the wrong type): then the caller reads the principal itself, if it sees a link there
+/// at all, and meets the same error only then.
+/// ARGV from `base`: now, user key prefix, user key suffix, session key infix, link key
+/// (`LINK_KEY`).
 const LINKED_FN: &str = r"
 local function linked(data, rkey, base)
   local ok, d = pcall(cjson.decode, data)
   if not ok or type(d) ~= 'table' then return false end
-  local l = d.redauth
+  local l = d[ARGV[base + 4]]
   if type(l) ~= 'table' then return false end
   local uid, sid = l.user_id, l.session_id
   if type(uid) ~= 'string' or type(sid) ~= 'string' then return false end
@@ -86,7 +90,7 @@ end
 ";
 
 /// KEYS: session, roles. ARGV: now, user key prefix, user key suffix, session key
-/// infix. Returns {envelope, linked} or nil (missing or dead at now).
+/// infix, link key. Returns {envelope, linked} or nil (missing or dead at now).
 const NATIVE_LOAD_WITH_PRINCIPAL: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -553,9 +557,9 @@ fn score(expires_at: Option<UnixTime>) -> String {
     expires_at.map_or_else(|| "+inf".to_owned(), |e| e.to_string())
 }
 
-fn from_envelope(id: String, json: &str) -> Result<StoredSession, StoreError> {
+fn from_envelope(id: String, json: &str) -> Result<StoredCookieSession, StoreError> {
     let e: Envelope = serde_json::from_str(json).map_err(corrupt)?;
-    Ok(StoredSession {
+    Ok(StoredCookieSession {
         id,
         user_id: e.uid,
         data: e.data,
@@ -622,7 +626,8 @@ impl RedisCookieSessionStore {
                 .arg(now)
                 .arg(self.auth_keys.user_key_prefix())
                 .arg(Keys::USER_KEY_SUFFIX)
-                .arg(Keys::SESSION_KEY_INFIX);
+                .arg(Keys::SESSION_KEY_INFIX)
+                .arg(LINK_KEY);
             let mut con = self.con();
             async move { inv.invoke_async(&mut con).await }
         };
@@ -636,7 +641,7 @@ impl RedisCookieSessionStore {
 
 #[async_trait]
 impl CookieSessionStore for RedisCookieSessionStore {
-    async fn create(&self, s: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
+    async fn create(&self, s: &StoredCookieSession, now: UnixTime) -> Result<bool, StoreError> {
         let ttl = ttl(s.expires_at, now)?;
         let created: i64 = match &self.layout {
             Layout::Native { .. } => {
@@ -673,7 +678,11 @@ impl CookieSessionStore for RedisCookieSessionStore {
         Ok(created == 1)
     }
 
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError> {
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError> {
         match &self.layout {
             Layout::Native { .. } => {
                 let json: Option<String> = redis::cmd("GET")
@@ -694,7 +703,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     .await
                     .map_err(map_err)?;
                 Ok(reply.and_then(|(data, ttl)| {
-                    (ttl != -2).then(|| StoredSession {
+                    (ttl != -2).then(|| StoredCookieSession {
                         id: id.to_owned(),
                         user_id: None,
                         data,
@@ -710,7 +719,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
         &self,
         id: &str,
         now: UnixTime,
-    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+    ) -> Result<Option<(StoredCookieSession, Option<LinkedPrincipal>)>, StoreError> {
         let shape = || corrupt("load_with_principal reply has the wrong shape");
         match &self.layout {
             Layout::Native { .. } => {
@@ -743,7 +752,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                 if ttl == -2 {
                     return Ok(None);
                 }
-                let session = StoredSession {
+                let session = StoredCookieSession {
                     id: id.to_owned(),
                     user_id: None,
                     data,
@@ -885,7 +894,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError> {
+    ) -> Result<Vec<StoredCookieSession>, StoreError> {
         match &self.layout {
             Layout::Native { session_prefix, .. } => {
                 let flat: Vec<String> = self
@@ -924,7 +933,7 @@ impl CookieSessionStore for RedisCookieSessionStore {
                     let data: String =
                         redis::FromRedisValue::from_redis_value(data).map_err(corrupt)?;
                     let ttl: i64 = redis::FromRedisValue::from_redis_value(ttl).map_err(corrupt)?;
-                    out.push(StoredSession {
+                    out.push(StoredCookieSession {
                         id,
                         user_id: Some(user_id.to_owned()),
                         data,
@@ -953,5 +962,40 @@ impl CookieSessionStore for RedisCookieSessionStore {
             .invoke_async(&mut self.con())
             .await
             .map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The link to a login session is part of the `CookieSessionStore` contract, defined
+    /// once in `redauth_core::cookie_store`: a script that spelled the key itself would
+    /// silently stop finding links if it ever changed.
+    #[test]
+    fn no_script_spells_the_link_key() {
+        for body in [
+            NATIVE_FIX_INDEX_TTL,
+            LINKED_FN,
+            NATIVE_LOAD_WITH_PRINCIPAL,
+            REGISTER_LINK_FN,
+            NATIVE_CREATE,
+            NATIVE_UPDATE_DATA,
+            NATIVE_SET_EXPIRY,
+            NATIVE_RENAME,
+            NATIVE_DELETE,
+            NATIVE_LIST_USER,
+            NATIVE_DELETE_USER,
+            COMPAT_CREATE,
+            COMPAT_LOAD,
+            COMPAT_LOAD_WITH_PRINCIPAL,
+            COMPAT_SET_EXPIRY,
+            COMPAT_RENAME,
+            COMPAT_DELETE,
+            COMPAT_LIST_USER,
+            COMPAT_DELETE_USER,
+        ] {
+            assert!(!body.contains(LINK_KEY), "{body}");
+        }
     }
 }

@@ -146,7 +146,7 @@ impl RedisStore {
                 .await
                 .map_err(map_err)?;
         }
-        self.cookie_sessions(&redauth_core::session_store::CookieSessionLayout::Native)
+        self.cookie_sessions(&redauth_core::cookie_store::CookieSessionLayout::Native)
             .preload_scripts()
             .await
     }
@@ -789,8 +789,8 @@ impl Store for RedisStore {
 
     fn cookie_session_store(
         &self,
-        layout: &redauth_core::session_store::CookieSessionLayout,
-    ) -> Result<Arc<dyn redauth_core::session_store::CookieSessionStore>, StoreError> {
+        layout: &redauth_core::cookie_store::CookieSessionLayout,
+    ) -> Result<Arc<dyn redauth_core::cookie_store::CookieSessionStore>, StoreError> {
         Ok(Arc::new(self.cookie_sessions(layout)))
     }
 

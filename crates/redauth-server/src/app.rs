@@ -88,13 +88,13 @@ pub fn build_on(
     // Native cookie-session keys derive from the access secret when none of their own
     // is configured (through HKDF with their own labels).
     let jwt_secret = secret.clone();
-    let session_store = config
+    let cookie_store = config
         .session_cookies
         .as_ref()
         .map(|c| store.cookie_session_store(&c.layout))
         .transpose()
         .map_err(|e| StartError::Store(Chain(&e).to_string()))?;
-    let clock_for_sessions = clock.clone();
+    let clock_for_cookie_sessions = clock.clone();
     let mut builder = AuthService::builder(store, secret)
         .clock(clock)
         .access_tokens(config.access.clone())
@@ -112,15 +112,21 @@ pub fn build_on(
     let service = builder
         .build()
         .map_err(|e| StartError::Secret(e.to_string()))?;
-    let sessions = match (&config.session_cookies, session_store) {
+    let cookie_sessions = match (&config.session_cookies, cookie_store) {
         (Some(c), Some(store)) => Some(
-            redauth_axum::cookie::build(c, &service, store, clock_for_sessions, Some(&jwt_secret))
-                .map_err(|e| StartError::Secret(e.to_string()))?,
+            redauth_axum::cookie::build(
+                c,
+                &service,
+                store,
+                clock_for_cookie_sessions,
+                Some(&jwt_secret),
+            )
+            .map_err(|e| StartError::Secret(e.to_string()))?,
         ),
         _ => None,
     };
     let state = Redauth {
-        cookie_sessions: sessions,
+        cookie_sessions,
         revocation_feed: matches!(store_kind, StoreKind::Redis),
         service: service.clone(),
         http: Arc::new(HttpConfig {
@@ -200,7 +206,7 @@ pub fn watch_store_until_ready(service: Arc<AuthService>) {
         let mut delay = Duration::from_millis(250);
         let mut reported = false;
         loop {
-            match service.store().ping().await {
+            match service.ping_store().await {
                 Ok(()) => {
                     if reported {
                         tracing::info!("store is reachable again");

@@ -12,12 +12,12 @@ use std::time::Duration;
 use redauth_core::Secret;
 use redauth_core::cookie::{CookieAttributes, SameSite};
 use redauth_core::cookie_session::CookieSessionOptions;
+use redauth_core::cookie_store::{
+    COMPAT_SESSION_PREFIX, COMPAT_USER_SESSIONS_PREFIX, CookieSessionLayout,
+};
 use redauth_core::password::{Argon2Params, PasswordPolicy};
 use redauth_core::rate_limit::RateLimit;
 use redauth_core::service::{BruteForceLimits, SessionPolicy};
-use redauth_core::session_store::{
-    COMPAT_SESSION_PREFIX, COMPAT_USER_SESSIONS_PREFIX, CookieSessionLayout,
-};
 use redauth_core::token::MIN_SECRET_BYTES;
 use redauth_core::token::access::AccessTokenConfig;
 use serde::Deserialize;

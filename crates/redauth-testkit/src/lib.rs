@@ -7,11 +7,11 @@
 //! ```
 
 pub mod conformance;
+pub mod cookie_conformance;
 mod pausing_store;
 mod proxy;
 mod redis_server;
 pub mod service_races;
-pub mod session_conformance;
 
 pub use pausing_store::{PauseHandle, PausingStore};
 pub use proxy::CountingProxy;

@@ -217,8 +217,8 @@ impl Store for PausingStore {
     }
     fn cookie_session_store(
         &self,
-        layout: &redauth_core::session_store::CookieSessionLayout,
-    ) -> Result<Arc<dyn redauth_core::session_store::CookieSessionStore>, StoreError> {
+        layout: &redauth_core::cookie_store::CookieSessionLayout,
+    ) -> Result<Arc<dyn redauth_core::cookie_store::CookieSessionStore>, StoreError> {
         self.inner.cookie_session_store(layout)
     }
     fn rate_limiter(&self) -> Arc<dyn redauth_core::rate_limit::RateLimiter> {

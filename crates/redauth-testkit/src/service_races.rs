@@ -62,30 +62,7 @@ async fn rig(inner: Arc<dyn Store>, roles: &[&str]) -> Rig {
 
 async fn rig_with_policy(inner: Arc<dyn Store>, roles: &[&str], sessions: SessionPolicy) -> Rig {
     let store = PausingStore::new(inner);
-    let service = AuthService::builder(
-        store.clone(),
-        Secret::new("service races secret, 32 bytes or more"),
-    )
-    .clock(Arc::new(ManualClock::starting_now()))
-    // Cheap hashes: the races are about ordering, not cost.
-    .argon2(Argon2Params {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    })
-    .hash_concurrency(2)
-    .session_policy(sessions)
-    .cache_capacity(1000)
-    .brute_force_limits(BruteForceLimits {
-        login_per_ip: None,
-        login_failures_per_account: None,
-        login_failures_per_account_total: None,
-        password_failures_per_session: None,
-        refresh_per_ip: None,
-        ..BruteForceLimits::default()
-    })
-    .build()
-    .unwrap();
+    let service = node(&store, sessions);
     for r in ["admin", "editor", "viewer"] {
         let permission = if r == "admin" {
             redauth_core::model::ADMIN_PERMISSION.to_owned()
@@ -114,6 +91,35 @@ async fn rig_with_policy(inner: Arc<dyn Store>, roles: &[&str], sessions: Sessio
         service,
         user,
     }
+}
+
+/// A service on `store`: one node. Two on the same store are two processes, each with
+/// its own cache.
+fn node(store: &Arc<PausingStore>, sessions: SessionPolicy) -> Arc<AuthService> {
+    AuthService::builder(
+        store.clone(),
+        Secret::new("service races secret, 32 bytes or more"),
+    )
+    .clock(Arc::new(ManualClock::starting_now()))
+    // Cheap hashes: the races are about ordering, not cost.
+    .argon2(Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .hash_concurrency(2)
+    .session_policy(sessions)
+    .cache_capacity(1000)
+    .brute_force_limits(BruteForceLimits {
+        login_per_ip: None,
+        login_failures_per_account: None,
+        login_failures_per_account_total: None,
+        password_failures_per_session: None,
+        refresh_per_ip: None,
+        ..BruteForceLimits::default()
+    })
+    .build()
+    .unwrap()
 }
 
 impl Rig {
@@ -302,33 +308,44 @@ pub async fn login_racing_a_role_change_still_succeeds_with_the_new_roles(store:
 /// session is revoked meanwhile. The request may be answered (it was read before the
 /// revocation), but the principal must not be cached: the next check refuses.
 pub async fn a_slow_load_does_not_cache_a_session_revoked_meanwhile(store: Arc<dyn Store>) {
-    use redauth_core::store::Invalidation;
-    let rig = Arc::new(rig(store, &[]).await);
+    let rig = rig(store, &[]).await;
     let tokens = rig.login(OLD_PASSWORD).await.unwrap();
-    // A cold node: nothing cached for this session.
-    rig.service.cache().invalidate(&Invalidation::Session(
-        tokens.principal.session_id.to_string(),
-    ));
+    // A cold node: it has never seen this session, so its check reads the store.
+    let cold = node(&rig.store, SessionPolicy::default());
+    until_trusted(&cold).await;
+    assert_eq!(cold.cache_status().entries, 0);
     let mut paused = rig.store.pause_next_reply("load_principal");
     let check = tokio::spawn({
-        let rig = rig.clone();
+        let cold = cold.clone();
         let token = tokens.access_token.clone();
-        async move { rig.service.authenticate(&token).await }
+        async move { cold.authenticate(&token).await }
     });
     paused.reached().await;
-    rig.service
-        .logout(Some(&tokens.access_token), None)
-        .await
-        .unwrap();
+    cold.logout(Some(&tokens.access_token), None).await.unwrap();
     paused.release();
     assert!(check.await.unwrap().is_ok(), "read before the revocation");
     assert!(
         matches!(
-            rig.service.authenticate(&tokens.access_token).await,
+            cold.authenticate(&tokens.access_token).await,
             Err(AuthError::InvalidToken)
         ),
         "the slow load must not have cached the revoked session"
     );
+}
+
+/// Returns once `node`'s cache is trusted: at once without a revocation feed, else when
+/// the feed has subscribed. Before that the cache stores nothing, and a race about what
+/// it stores would pass without being run.
+async fn until_trusted(node: &AuthService) {
+    let mut applied = node.cache_status().invalidations_applied;
+    let subscribed = async {
+        while !node.cache_status().trusted {
+            applied.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), subscribed)
+        .await
+        .expect("the revocation feed subscribes");
 }
 
 async fn second_user(rig: &Rig, name: &str, roles: &[&str]) -> User {

@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use redauth_core::Store;
 use redauth_core::clock::{Clock, SystemClock};
-use redauth_core::session_store::{CookieSessionLayout, StoredSession};
+use redauth_core::cookie_store::{CookieSessionLayout, StoredCookieSession};
 use redauth_embedded::EmbeddedStore;
-use redauth_testkit::session_conformance::SessionStoreUnderTest;
+use redauth_testkit::cookie_conformance::CookieStoreUnderTest;
 
 use crate::temp_dir::TempDir;
 
-async fn embedded_sessions() -> SessionStoreUnderTest {
+async fn embedded_sessions() -> CookieStoreUnderTest {
     let dir = TempDir::new();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    SessionStoreUnderTest {
+    CookieStoreUnderTest {
         store: store
             .cookie_session_store(&CookieSessionLayout::Native)
             .unwrap(),
@@ -25,7 +25,7 @@ async fn embedded_sessions() -> SessionStoreUnderTest {
     }
 }
 
-redauth_testkit::session_store_conformance_tests!(embedded_sessions);
+redauth_testkit::cookie_store_conformance_tests!(embedded_sessions);
 
 #[test]
 fn the_compat_layout_needs_redis() {
@@ -42,7 +42,7 @@ fn the_compat_layout_needs_redis() {
 async fn the_sweeper_reclaims_dead_cookie_sessions_and_sessions_survive_a_restart() {
     let dir = TempDir::new();
     let t = SystemClock.now();
-    let session = |id: &str, ttl: Option<i64>| StoredSession {
+    let session = |id: &str, ttl: Option<i64>| StoredCookieSession {
         id: id.into(),
         user_id: Some("u".into()),
         data: "{}".into(),

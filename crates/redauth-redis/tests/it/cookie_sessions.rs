@@ -4,22 +4,22 @@
 
 use std::sync::Arc;
 
-use redauth_core::session_store::{CookieSessionLayout, CookieSessionStore, StoredSession};
+use redauth_core::cookie_store::{CookieSessionLayout, CookieSessionStore, StoredCookieSession};
 use redauth_redis::{RedisConfig, RedisCookieSessionStore, RedisStore};
-use redauth_testkit::session_conformance::SessionStoreUnderTest;
+use redauth_testkit::cookie_conformance::CookieStoreUnderTest;
 use redauth_testkit::{CountingProxy, RedisServer};
 
 fn now() -> i64 {
     redauth_core::Clock::now(&redauth_core::SystemClock)
 }
 
-fn under_test(layout: CookieSessionLayout) -> SessionStoreUnderTest {
+fn under_test(layout: CookieSessionLayout) -> CookieStoreUnderTest {
     let server = RedisServer::start();
     let store = Arc::new(RedisStore::connect(&RedisConfig::new(&server.url(), "conf:")).unwrap());
     let sessions = store.cookie_sessions(&layout);
     let client = server.client();
     let keys = sessions.clone();
-    SessionStoreUnderTest {
+    CookieStoreUnderTest {
         store: Arc::new(sessions),
         records_expiry: layout == CookieSessionLayout::Native,
         auth: Some(store),
@@ -44,21 +44,21 @@ fn under_test(layout: CookieSessionLayout) -> SessionStoreUnderTest {
 mod native {
     use super::*;
 
-    async fn native_store() -> SessionStoreUnderTest {
+    async fn native_store() -> CookieStoreUnderTest {
         under_test(CookieSessionLayout::Native)
     }
 
-    redauth_testkit::session_store_conformance_tests!(native_store);
+    redauth_testkit::cookie_store_conformance_tests!(native_store);
 }
 
 mod compat {
     use super::*;
 
-    async fn compat_store() -> SessionStoreUnderTest {
+    async fn compat_store() -> CookieStoreUnderTest {
         under_test(CookieSessionLayout::compat_defaults())
     }
 
-    redauth_testkit::session_store_conformance_tests!(compat_store);
+    redauth_testkit::cookie_store_conformance_tests!(compat_store);
 }
 
 struct Fixture {
@@ -91,9 +91,9 @@ impl Fixture {
     }
 }
 
-fn stored(id: &str, user: Option<&str>, data: &str, ttl: Option<i64>) -> StoredSession {
+fn stored(id: &str, user: Option<&str>, data: &str, ttl: Option<i64>) -> StoredCookieSession {
     let t = now();
-    StoredSession {
+    StoredCookieSession {
         id: id.into(),
         user_id: user.map(str::to_owned),
         data: data.into(),

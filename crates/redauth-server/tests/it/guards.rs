@@ -14,7 +14,7 @@ use redauth_axum::guards::{CookieSession, RequirePermission, set_session_cookies
 use redauth_server::config::Settings;
 use serde_json::{Value, json};
 
-use crate::sessions::native;
+use crate::cookie_sessions::native;
 use crate::support::{Node, Resp, TestApp};
 
 redauth_axum::permission!(ReportsUse = "reports:use");

@@ -16,7 +16,7 @@ use redauth_core::Secret;
 use redauth_server::config::{SessionCookieMode, Settings};
 use serde_json::{Value, json};
 
-use crate::sessions::SESSION_SECRET;
+use crate::cookie_sessions::SESSION_SECRET;
 use crate::support::TestApp;
 
 fn fixture() -> PathBuf {
@@ -113,8 +113,8 @@ async fn sveltekit_redis_session_interop_both_ways() {
     let lib = Library {
         redis_url: app.redis.url(),
     };
-    let sessions = app.sessions();
-    let manager = sessions.manager();
+    let cookie_auth = app.cookie_auth();
+    let manager = cookie_auth.manager();
     let mut con = app.redis.client().get_connection().unwrap();
 
     // --- The library creates; redauth reads, renews and deletes. ---

@@ -29,7 +29,7 @@ async fn a_login_past_the_cap_ends_the_oldest_session_on_every_node() {
             assert_eq!(r.status, StatusCode::NO_CONTENT);
         }
     }
-    let mut seen = b.service.cache().invalidations_applied();
+    let mut seen = b.service.cache_status().invalidations_applied;
     seen.borrow_and_update();
 
     let (third, _) = app.login("capped").await;

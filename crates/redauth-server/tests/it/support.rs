@@ -19,6 +19,8 @@ use redauth_testkit::{CountingProxy, RedisServer};
 use tower::ServiceExt as _;
 
 pub const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
+/// The key prefix of every test node; its revocation channel is `t:invalidations`.
+pub const KEY_PREFIX: &str = "t:";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -35,7 +37,7 @@ pub struct Node {
     pub router: Router,
     pub clock: Arc<ManualClock>,
     /// Cookie sessions, when the node's settings turn them on.
-    pub sessions: Option<Arc<redauth_axum::cookie::CookieSessions>>,
+    pub cookie_sessions: Option<Arc<redauth_axum::cookie::CookieSessions>>,
     /// The state `router` was built on, for tests that build a host app around it.
     pub redauth: redauth_axum::Redauth,
 }
@@ -84,7 +86,7 @@ pub fn test_config(redis_url: &str, extra: Settings) -> Config {
         argon2_memory_kib: Some(64),
         argon2_iterations: Some(1),
         hash_concurrency: Some(4),
-        key_prefix: Some("t:".into()),
+        key_prefix: Some(KEY_PREFIX.into()),
         // The in-process tests name the cookie they send; the default name (with its
         // `__Secure-` prefix) has its own test.
         refresh_cookie_name: Some("redauth_refresh".into()),
@@ -143,6 +145,36 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Publishes `message` (`sid:<id>`, `user:<id>` or `all`) on the revocation
+    /// channel, as the script of a revocation on another node would, and returns once
+    /// `node` has applied it: what the feed does, without a revocation in the store.
+    pub async fn publish_invalidation(&self, message: &str, node: &Node) {
+        let mut applied = node.service.cache_status().invalidations_applied;
+        let seen = *applied.borrow_and_update();
+        let mut con = self.redis.client().get_connection().unwrap();
+        let receivers: u64 = redis::cmd("PUBLISH")
+            .arg(format!("{KEY_PREFIX}invalidations"))
+            .arg(message)
+            .query(&mut con)
+            .unwrap();
+        assert!(receivers > 0, "no node is subscribed");
+        until_applied(&mut applied, seen).await;
+    }
+}
+
+/// Returns once `applied` (from [`redauth_core::cache::CacheStatus`]) has counted more
+/// than `seen` invalidations: a revocation's delivery awaited as an event, not a sleep.
+pub async fn until_applied(applied: &mut tokio::sync::watch::Receiver<u64>, seen: u64) {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        applied.wait_for(|n| *n > seen),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
 impl std::ops::Deref for TestApp {
     type Target = Node;
     fn deref(&self) -> &Node {
@@ -163,7 +195,7 @@ impl Node {
         Self {
             store,
             service: built.service,
-            sessions: built.state.cookie_sessions.clone(),
+            cookie_sessions: built.state.cookie_sessions.clone(),
             redauth: built.state.clone(),
             router: redauth_axum::router(built.state),
             clock,
@@ -422,17 +454,4 @@ pub fn refresh_cookie_in(head: &str) -> String {
                 .then(|| value.split(';').next().unwrap_or("").to_owned())
         })
         .expect("a refresh cookie")
-}
-
-/// The `sid` claim of an access token (read without verifying: tests know it is theirs).
-pub fn token_sid(token: &str) -> String {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["sid"].as_str().unwrap().to_owned()
 }

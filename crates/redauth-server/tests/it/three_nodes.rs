@@ -185,7 +185,7 @@ async fn every_revocation_path_on_one_node_is_refused_by_the_other_two() {
         }
         let mut seen = cluster
             .others()
-            .map(|(_, n)| n.service.cache().invalidations_applied());
+            .map(|(_, n)| n.service.cache_status().invalidations_applied);
         for rx in &mut seen {
             rx.borrow_and_update();
         }
@@ -227,7 +227,7 @@ async fn with_its_feed_black_holed_a_node_refuses_once_its_heartbeat_notices() {
         assert!(allowed(&cluster.b, path, &token).await);
         assert!(allowed(&cluster.c, path, &token).await);
         let losses = state.borrow().losses;
-        let mut c_seen = cluster.c.service.cache().invalidations_applied();
+        let mut c_seen = cluster.c.service.cache_status().invalidations_applied;
         c_seen.borrow_and_update();
 
         cluster.proxy.blackhole_subscribers(true);

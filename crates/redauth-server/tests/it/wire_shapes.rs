@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use redauth_server::config::{LoginIssues, Settings};
 use serde_json::{Value, json};
 
-use crate::sessions::native;
+use crate::cookie_sessions::native;
 use crate::support::{PASSWORD, TestApp};
 
 fn keys(v: &Value) -> Vec<&str> {

@@ -47,8 +47,8 @@ async fn counted(settings: Settings) -> TestApp {
 }
 
 impl Node {
-    pub fn sessions(&self) -> Arc<redauth_axum::cookie_auth::CookieAuth> {
-        self.sessions
+    pub fn cookie_auth(&self) -> Arc<redauth_axum::cookie_auth::CookieAuth> {
+        self.cookie_sessions
             .as_ref()
             .expect("cookie sessions on")
             .auth
@@ -265,14 +265,17 @@ async fn a_hot_session_check_needs_no_round_trip_and_a_miss_costs_one() {
             0,
             "{cookie_name}: now cached there too"
         );
-        // A cached cookie session whose principal was evicted (here by hand, as the
-        // feed would) is read again together with it, also in one round trip.
+        // A cached cookie session whose principal was evicted (here by a feed message
+        // alone, with the login session still live in Redis) is not served from
+        // memory: it is read again together with the principal, in one round trip.
         let sid = r.body["session"]["id"].as_str().unwrap().to_owned();
-        other
-            .service
-            .cache()
-            .invalidate(&redauth_core::store::Invalidation::Session(sid));
-        assert_eq!(other.service.cache().cookie_sessions_len(), 1);
+        app.publish_invalidation(&format!("sid:{sid}"), &other)
+            .await;
+        assert_eq!(
+            other.cookie_auth().cached_sessions(),
+            1,
+            "still held, not served"
+        );
         let before = app.round_trips();
         assert_eq!(
             other.get_session(cookie_name, &cookie).await.status,
@@ -374,7 +377,7 @@ async fn with_the_session_cache_off_every_check_reads_redis_once_and_only_the_se
 /// Data a store cannot parse: the link is out of its reach.
 struct ReversedJson;
 
-impl redauth_core::cookie_session::SessionSerializer for ReversedJson {
+impl redauth_core::cookie_session::CookieSessionSerializer for ReversedJson {
     fn serialize(&self, data: &serde_json::Value) -> Result<String, String> {
         Ok(data.to_string().chars().rev().collect())
     }
@@ -390,7 +393,7 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
     use redauth_core::cookie_session::{
         CookieFormat, CookieSessionError, CookieSessionManager, CookieSessionOptions,
     };
-    use redauth_core::session_store::CookieSessionLayout;
+    use redauth_core::cookie_store::CookieSessionLayout;
 
     let app = counted(native()).await;
     let u = app.user("alice", &["reader"]).await;
@@ -430,9 +433,8 @@ async fn when_the_store_cannot_read_the_link_a_miss_reads_the_principal_separate
         .1
         .to_owned();
     let sid = login.tokens.principal.session_id.clone();
-    app.service
-        .cache()
-        .invalidate(&redauth_core::store::Invalidation::All);
+    // The principal leaves the cache (as a role redefinition anywhere would make it).
+    app.publish_invalidation("all", &app).await;
     let before = app.round_trips();
     let check = auth.check(Some(&cookie)).await.unwrap();
     assert_eq!(
@@ -467,8 +469,8 @@ async fn logout_on_one_node_evicts_the_cookie_session_on_every_node() {
         other.get_session(NATIVE_COOKIE, &cookie).await.status,
         StatusCode::OK
     );
-    assert_eq!(other.service.cache().cookie_sessions_len(), 1);
-    let mut applied = other.service.cache().invalidations_applied();
+    assert_eq!(other.cookie_auth().cached_sessions(), 1);
+    let mut applied = other.service.cache_status().invalidations_applied;
     let seen = *applied.borrow_and_update();
     app.send(
         Method::POST,
@@ -477,13 +479,7 @@ async fn logout_on_one_node_evicts_the_cookie_session_on_every_node() {
         &[("cookie", &format!("{NATIVE_COOKIE}={cookie}"))],
     )
     .await;
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        applied.wait_for(|n| *n > seen),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    crate::support::until_applied(&mut applied, seen).await;
     assert_eq!(
         other.get_session(NATIVE_COOKIE, &cookie).await.error_code(),
         "invalid_session"
@@ -560,8 +556,8 @@ async fn login_replaces_the_presented_session_and_carries_anonymous_data_only_if
         .await;
         app.user("alice", &[]).await;
         // An anonymous session (a cart before login, or one an attacker planted).
-        let sessions = app.node.sessions();
-        let anon = sessions
+        let cookie_auth = app.node.cookie_auth();
+        let anon = cookie_auth
             .manager()
             .create(json!({"cart": [1, 2], "theme": "light"}), None)
             .await
@@ -670,9 +666,9 @@ async fn the_cache_window_bounds_how_long_an_outside_deletion_goes_unseen() {
         ..compat()
     })
     .await;
-    let sessions = app.node.sessions();
+    let cookie_auth = app.node.cookie_auth();
     // A session the SvelteKit app made (no redauth login behind it).
-    let made = sessions
+    let made = cookie_auth
         .manager()
         .create(json!({"from": "app"}), Some("app-user-1"))
         .await
@@ -992,7 +988,7 @@ async fn a_process_without_cookie_settings_still_ends_compat_sessions() {
         Arc::new(ManualClock::starting_now()),
     )
     .await;
-    assert!(cli.sessions.is_none(), "no cookie-session settings");
+    assert!(cli.cookie_sessions.is_none(), "no cookie-session settings");
     assert_eq!(
         cli.service.revoke_all_sessions(&u.id, None).await.unwrap(),
         2

@@ -4,11 +4,17 @@
 //! are opaque application data, and because one backend offers it in two layouts:
 //! redauth's native one and the key layout of `@ethercorps/sveltekit-redis-session`
 //! ([`CookieSessionLayout`]). Every backend passes the suite in
-//! `redauth_testkit::session_conformance`.
+//! `redauth_testkit::cookie_conformance`.
 //!
 //! Time is passed in as `now`, as for `Store`. Layouts that record an expiry time judge
 //! liveness by it; the compat layout records none (the library keeps only a Redis TTL),
 //! so there a session lives exactly as long as its key.
+//!
+//! A cookie session may be *linked* to a login session (the entity of
+//! [`crate::store::Store`]): its data then holds a [`CookieSessionLink`] under
+//! [`LINK_KEY`]. The link is part of the store contract (see [`CookieSessionStore`]), so
+//! every backend finds it the same way: [`link_ids`] in Rust, and the key handed to
+//! Redis scripts as an argument rather than spelled in them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -23,11 +29,11 @@ use crate::store::PrincipalRecord;
 
 /// A cookie session as stored.
 #[derive(Clone, PartialEq, Eq)]
-pub struct StoredSession {
+pub struct StoredCookieSession {
     pub id: String,
     /// The user the session belongs to (the key of the per-user index), if any.
     pub user_id: Option<String>,
-    /// The serialized session data (see `SessionSerializer`): opaque to stores.
+    /// The serialized session data (see `CookieSessionSerializer`): opaque to stores.
     pub data: String,
     /// `None` where the layout does not record it (compat).
     pub created_at: Option<UnixTime>,
@@ -35,10 +41,10 @@ pub struct StoredSession {
     pub expires_at: Option<UnixTime>,
 }
 
-impl std::fmt::Debug for StoredSession {
+impl std::fmt::Debug for StoredCookieSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The id is a bearer credential when cookies are unsigned: never print it whole.
-        f.debug_struct("StoredSession")
+        f.debug_struct("StoredCookieSession")
             .field("id", &redacted(&self.id))
             .field("user_id", &self.user_id)
             .field("created_at", &self.created_at)
@@ -52,7 +58,7 @@ pub fn redacted(id: &str) -> String {
     format!("{}…", id.get(..4).unwrap_or(""))
 }
 
-impl StoredSession {
+impl StoredCookieSession {
     pub fn is_live(&self, now: UnixTime) -> bool {
         self.expires_at.is_none_or(|e| now < e)
     }
@@ -71,13 +77,16 @@ pub struct LinkedPrincipal {
     pub record: Option<PrincipalRecord>,
 }
 
-/// The data key under which redauth keeps a session's [`SessionLink`]. Clients may not
-/// write it.
+/// The data key under which a cookie session holds its [`CookieSessionLink`]: the one
+/// place it is spelled (backends take it from here, scripts as an argument). Clients may
+/// not write it. Changing it orphans the links of every stored cookie session, and a
+/// SvelteKit app reads `data.redauth`: it is as fixed as a key layout.
 pub const LINK_KEY: &str = "redauth";
 
-/// Who a cookie session belongs to, as of its last check.
+/// Which login session a cookie session belongs to, and the rights it was issued with,
+/// as of its last check: what the cookie session's data holds under [`LINK_KEY`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionLink {
+pub struct CookieSessionLink {
     pub user_id: String,
     /// The login session (`sid`) whose revocation ends this cookie session.
     pub session_id: String,
@@ -86,7 +95,7 @@ pub struct SessionLink {
     pub permissions: Vec<String>,
 }
 
-impl SessionLink {
+impl CookieSessionLink {
     /// The link for a login session's principal.
     pub fn of(p: &crate::model::Principal) -> Self {
         Self {
@@ -109,9 +118,15 @@ impl SessionLink {
 /// strings. Data a custom serializer wrote usually is not JSON: then `None`, and the
 /// caller reads the principal separately.
 pub fn link_ids(data: &str) -> Option<(String, String)> {
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(data).ok()?;
-    let link = map.get(LINK_KEY)?;
-    let id = |k: &str| link.get(k)?.as_str().map(str::to_owned);
+    let data: Value = serde_json::from_str(data).ok()?;
+    let (user_id, session_id) = decoded_link_ids(&data)?;
+    Some((user_id.to_owned(), session_id.to_owned()))
+}
+
+/// [`link_ids`] of session data already decoded, borrowed from it.
+pub fn decoded_link_ids(data: &Value) -> Option<(&str, &str)> {
+    let link = data.as_object()?.get(LINK_KEY)?;
+    let id = |k: &str| link.get(k)?.as_str();
     Some((id("user_id")?, id("session_id")?))
 }
 
@@ -146,13 +161,48 @@ impl CookieSessionLayout {
 
 /// Persistence of cookie sessions. Every method is one round trip to the backend and
 /// atomic with respect to the others.
+///
+/// # The link to a login session
+///
+/// Data that holds, under [`LINK_KEY`], an object with `user_id` and `session_id`
+/// strings ([`link_ids`]; the rest of the [`CookieSessionLink`] is not the store's
+/// business) links its cookie session to that login session of the backend's
+/// [`crate::store::Store`]. A backend that lives beside a `Store`
+/// ([`crate::store::Store::cookie_session_store`]) keeps the link in both directions:
+///
+/// - [`Self::create`] and [`Self::rename`] record the link in the same atomic step as
+///   the write, where the login session lives, so that ending the login session
+///   (logout, revocation, theft, a user write ending sessions, deletion: through the
+///   `Store`, in any process, whatever its cookie-session settings) deletes the cookie
+///   session and its index entry in the same step;
+/// - [`Self::load_with_principal`] reads the principal of the login session the link
+///   names in the same round trip and snapshot as the cookie session;
+/// - [`crate::store::Store::linked_cookie_sessions`] finds the linked cookie sessions
+///   of a user (to narrow the rights a link shows).
+///
+/// A link is changed by moving the cookie session ([`Self::rename`], as a privilege
+/// change does), never in place: what [`Self::update_data`] does to a link is
+/// backend-specific (Redis keeps the one recorded at the last create or rename, the
+/// embedded file reads the current data). Data a backend cannot read as JSON (a custom
+/// serializer's) carries no link a store can see: such a cookie session outlives its
+/// login session in the store until whoever checks it next finds the login session
+/// gone and deletes it. `redauth_testkit::cookie_conformance` holds these rules for
+/// every backend.
 #[async_trait]
 pub trait CookieSessionStore: Send + Sync + 'static {
     /// Stores a new session and adds it to its user's index (pruning ids that died).
     /// Never overwrites: `Ok(false)` if the id is taken.
-    async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError>;
+    async fn create(
+        &self,
+        session: &StoredCookieSession,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// The session if it is live at `now`.
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError>;
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError>;
     /// [`Self::load`] and, in the same round trip and snapshot, the principal of the
     /// login session the data links to ([`link_ids`]): what a cookie-session check
     /// needs from storage, read at once. The second part is `None` when the data names
@@ -163,7 +213,7 @@ pub trait CookieSessionStore: Send + Sync + 'static {
         &self,
         id: &str,
         now: UnixTime,
-    ) -> Result<Option<(StoredSession, Option<LinkedPrincipal>)>, StoreError> {
+    ) -> Result<Option<(StoredCookieSession, Option<LinkedPrincipal>)>, StoreError> {
         Ok(self.load(id, now).await?.map(|s| (s, None)))
     }
     /// Replaces the data of a live session, keeping its expiry. Never creates one: an id
@@ -197,7 +247,7 @@ pub trait CookieSessionStore: Send + Sync + 'static {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError>;
+    ) -> Result<Vec<StoredCookieSession>, StoreError>;
     /// Deletes every session of a user and the index. Returns how many were stored.
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError>;
 }
@@ -205,17 +255,17 @@ pub trait CookieSessionStore: Send + Sync + 'static {
 /// A [`CookieSessionStore`] in process memory: for tests and single-process embedders
 /// that accept losing sessions on restart.
 #[derive(Debug, Default)]
-pub struct MemorySessionStore {
+pub struct MemoryCookieSessionStore {
     inner: Mutex<MemoryState>,
 }
 
 #[derive(Debug, Default)]
 struct MemoryState {
-    sessions: BTreeMap<String, StoredSession>,
+    sessions: BTreeMap<String, StoredCookieSession>,
     by_user: BTreeMap<String, BTreeSet<String>>,
 }
 
-impl MemorySessionStore {
+impl MemoryCookieSessionStore {
     fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> Result<T, StoreError> {
         let mut guard = self
             .inner
@@ -226,11 +276,11 @@ impl MemorySessionStore {
 }
 
 impl MemoryState {
-    fn live(&self, id: &str, now: UnixTime) -> Option<&StoredSession> {
+    fn live(&self, id: &str, now: UnixTime) -> Option<&StoredCookieSession> {
         self.sessions.get(id).filter(|s| s.is_live(now))
     }
 
-    fn remove(&mut self, id: &str) -> Option<StoredSession> {
+    fn remove(&mut self, id: &str) -> Option<StoredCookieSession> {
         let s = self.sessions.remove(id)?;
         if let Some(uid) = &s.user_id
             && let Some(ids) = self.by_user.get_mut(uid)
@@ -257,7 +307,7 @@ impl MemoryState {
         }
     }
 
-    fn insert(&mut self, s: StoredSession) {
+    fn insert(&mut self, s: StoredCookieSession) {
         if let Some(uid) = &s.user_id {
             self.by_user
                 .entry(uid.clone())
@@ -269,8 +319,12 @@ impl MemoryState {
 }
 
 #[async_trait]
-impl CookieSessionStore for MemorySessionStore {
-    async fn create(&self, session: &StoredSession, now: UnixTime) -> Result<bool, StoreError> {
+impl CookieSessionStore for MemoryCookieSessionStore {
+    async fn create(
+        &self,
+        session: &StoredCookieSession,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
         self.with(|st| {
             if let Some(uid) = &session.user_id {
                 st.prune(uid, now);
@@ -284,7 +338,11 @@ impl CookieSessionStore for MemorySessionStore {
         })
     }
 
-    async fn load(&self, id: &str, now: UnixTime) -> Result<Option<StoredSession>, StoreError> {
+    async fn load(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredCookieSession>, StoreError> {
         self.with(|st| st.live(id, now).cloned())
     }
 
@@ -350,7 +408,7 @@ impl CookieSessionStore for MemorySessionStore {
         &self,
         user_id: &str,
         now: UnixTime,
-    ) -> Result<Vec<StoredSession>, StoreError> {
+    ) -> Result<Vec<StoredCookieSession>, StoreError> {
         self.with(|st| {
             st.prune(user_id, now);
             st.by_user

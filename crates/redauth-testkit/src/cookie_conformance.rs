@@ -1,10 +1,10 @@
 //! The conformance suite of [`CookieSessionStore`]: every behaviour
 //! `CookieSessionManager` relies on, written once and run against each backend and
-//! layout through [`session_store_conformance_tests!`](crate::session_store_conformance_tests).
+//! layout through [`cookie_store_conformance_tests!`](crate::cookie_store_conformance_tests).
 //!
 //! Layouts that record expiry times are judged at the `now` each call passes, so tests
 //! move `now` instead of sleeping. The compat layout records only a Redis TTL; for it
-//! the harness's [`SessionStoreUnderTest::expire_now`] ends a key the way its TTL would,
+//! the harness's [`CookieStoreUnderTest::expire_now`] ends a key the way its TTL would,
 //! and expiry readbacks are compared with one second of slack (Redis' clock ticks).
 
 use std::any::Any;
@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use redauth_core::clock::{Clock, SystemClock, UnixTime};
+use redauth_core::cookie_store::{CookieSessionStore, LinkedPrincipal, StoredCookieSession};
 use redauth_core::ids::random_id;
-use redauth_core::session_store::{CookieSessionStore, LinkedPrincipal, StoredSession};
 use redauth_core::store::{EndSessions, RotateOutcome, RotateRequest};
 use redauth_core::token::refresh::TokenHash;
 use redauth_core::{Role, Store};
 
 /// Generates one `#[tokio::test]` per case. `$factory` is an async fn returning a
-/// [`SessionStoreUnderTest`].
+/// [`CookieStoreUnderTest`].
 #[macro_export]
-macro_rules! session_store_conformance_tests {
+macro_rules! cookie_store_conformance_tests {
     ($factory:path) => {
-        $crate::session_store_conformance_tests!(@each $factory;
+        $crate::cookie_store_conformance_tests!(@each $factory;
             create_and_load_round_trip,
             create_never_overwrites_a_live_id,
             unknown_ids_load_as_none,
@@ -49,14 +49,14 @@ macro_rules! session_store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let under_test = $factory().await;
-                $crate::session_conformance::$case(under_test).await;
+                $crate::cookie_conformance::$case(under_test).await;
             }
         )*
     };
 }
 
 /// One backend and layout, ready for a test.
-pub struct SessionStoreUnderTest {
+pub struct CookieStoreUnderTest {
     pub store: Arc<dyn CookieSessionStore>,
     /// True when the layout stores expiry times (native, embedded): a later `now` ends
     /// sessions. False when only the key's TTL does (compat).
@@ -77,7 +77,7 @@ fn now() -> UnixTime {
     SystemClock.now()
 }
 
-fn id_for(t: &SessionStoreUnderTest) -> String {
+fn id_for(t: &CookieStoreUnderTest) -> String {
     // Native ids are 22 base64url characters, compat ids 36 alphanumerics; both
     // layouts store whatever id they are given, so letters and digits fit both.
     let raw = random_id().unwrap().replace(['-', '_'], "x");
@@ -92,13 +92,13 @@ fn id_for(t: &SessionStoreUnderTest) -> String {
 }
 
 fn session(
-    t: &SessionStoreUnderTest,
+    t: &CookieStoreUnderTest,
     user: Option<&str>,
     data: &str,
     at: UnixTime,
     ttl: Option<i64>,
-) -> StoredSession {
-    StoredSession {
+) -> StoredCookieSession {
+    StoredCookieSession {
         id: id_for(t),
         user_id: user.map(str::to_owned),
         data: data.to_owned(),
@@ -112,7 +112,7 @@ fn user() -> String {
 }
 
 /// Expiries read back from a TTL may be a second early.
-fn assert_expiry(t: &SessionStoreUnderTest, got: Option<UnixTime>, want: Option<UnixTime>) {
+fn assert_expiry(t: &CookieStoreUnderTest, got: Option<UnixTime>, want: Option<UnixTime>) {
     match (got, want) {
         (Some(g), Some(w)) if !t.records_expiry => {
             assert!((w - 1..=w).contains(&g), "expiry {g}, want {w}")
@@ -122,7 +122,7 @@ fn assert_expiry(t: &SessionStoreUnderTest, got: Option<UnixTime>, want: Option<
 }
 
 /// What a load must give back: the layout may drop what it cannot record.
-fn assert_same(t: &SessionStoreUnderTest, got: &StoredSession, want: &StoredSession) {
+fn assert_same(t: &CookieStoreUnderTest, got: &StoredCookieSession, want: &StoredCookieSession) {
     assert_eq!(got.id, want.id);
     assert_eq!(got.data, want.data);
     assert_expiry(t, got.expires_at, want.expires_at);
@@ -132,7 +132,7 @@ fn assert_same(t: &SessionStoreUnderTest, got: &StoredSession, want: &StoredSess
     }
 }
 
-pub async fn create_and_load_round_trip(t: SessionStoreUnderTest) {
+pub async fn create_and_load_round_trip(t: CookieStoreUnderTest) {
     let at = now();
     let uid = user();
     for s in [
@@ -146,11 +146,11 @@ pub async fn create_and_load_round_trip(t: SessionStoreUnderTest) {
     }
 }
 
-pub async fn create_never_overwrites_a_live_id(t: SessionStoreUnderTest) {
+pub async fn create_never_overwrites_a_live_id(t: CookieStoreUnderTest) {
     let at = now();
     let s = session(&t, None, "first", at, Some(3600));
     assert!(t.store.create(&s, at).await.unwrap());
-    let again = StoredSession {
+    let again = StoredCookieSession {
         data: "second".into(),
         ..s.clone()
     };
@@ -161,7 +161,7 @@ pub async fn create_never_overwrites_a_live_id(t: SessionStoreUnderTest) {
     );
 }
 
-pub async fn unknown_ids_load_as_none(t: SessionStoreUnderTest) {
+pub async fn unknown_ids_load_as_none(t: CookieStoreUnderTest) {
     let at = now();
     let id = id_for(&t);
     assert!(t.store.load(&id, at).await.unwrap().is_none());
@@ -169,7 +169,7 @@ pub async fn unknown_ids_load_as_none(t: SessionStoreUnderTest) {
     assert!(!t.store.set_expiry(&id, Some(at + 10), at).await.unwrap());
 }
 
-pub async fn update_data_keeps_expiry_and_never_creates(t: SessionStoreUnderTest) {
+pub async fn update_data_keeps_expiry_and_never_creates(t: CookieStoreUnderTest) {
     let at = now();
     let s = session(&t, Some(&user()), "v1", at, Some(600));
     t.store.create(&s, at).await.unwrap();
@@ -191,7 +191,7 @@ pub async fn update_data_keeps_expiry_and_never_creates(t: SessionStoreUnderTest
     );
 }
 
-pub async fn set_expiry_moves_the_deadline_and_can_remove_it(t: SessionStoreUnderTest) {
+pub async fn set_expiry_moves_the_deadline_and_can_remove_it(t: CookieStoreUnderTest) {
     let at = now();
     let s = session(&t, Some(&user()), "d", at, Some(60));
     t.store.create(&s, at).await.unwrap();
@@ -215,7 +215,7 @@ pub async fn set_expiry_moves_the_deadline_and_can_remove_it(t: SessionStoreUnde
     }
 }
 
-pub async fn sessions_end_at_their_expiry(t: SessionStoreUnderTest) {
+pub async fn sessions_end_at_their_expiry(t: CookieStoreUnderTest) {
     let at = now();
     let s = session(&t, Some(&user()), "d", at, Some(100));
     t.store.create(&s, at).await.unwrap();
@@ -237,7 +237,7 @@ pub async fn sessions_end_at_their_expiry(t: SessionStoreUnderTest) {
     }
 }
 
-pub async fn rename_moves_the_session_in_one_step(t: SessionStoreUnderTest) {
+pub async fn rename_moves_the_session_in_one_step(t: CookieStoreUnderTest) {
     let at = now();
     let uid = user();
     let s = session(&t, Some(&uid), "old data", at, Some(600));
@@ -292,7 +292,7 @@ pub async fn rename_moves_the_session_in_one_step(t: SessionStoreUnderTest) {
     );
 }
 
-pub async fn delete_is_idempotent(t: SessionStoreUnderTest) {
+pub async fn delete_is_idempotent(t: CookieStoreUnderTest) {
     let at = now();
     let uid = user();
     let s = session(&t, Some(&uid), "d", at, Some(600));
@@ -303,7 +303,7 @@ pub async fn delete_is_idempotent(t: SessionStoreUnderTest) {
     assert!(t.store.list_user(&uid, at).await.unwrap().is_empty());
 }
 
-pub async fn list_user_returns_live_sessions_and_prunes_dead_ids(t: SessionStoreUnderTest) {
+pub async fn list_user_returns_live_sessions_and_prunes_dead_ids(t: CookieStoreUnderTest) {
     let at = now();
     let uid = user();
     let short = session(&t, Some(&uid), "short", at, Some(100));
@@ -346,7 +346,7 @@ pub async fn list_user_returns_live_sessions_and_prunes_dead_ids(t: SessionStore
     assert!(t.store.load(&short.id, later).await.unwrap().is_none());
 }
 
-pub async fn delete_user_removes_that_users_sessions_only(t: SessionStoreUnderTest) {
+pub async fn delete_user_removes_that_users_sessions_only(t: CookieStoreUnderTest) {
     let at = now();
     let uid = user();
     let other = user();
@@ -365,7 +365,7 @@ pub async fn delete_user_removes_that_users_sessions_only(t: SessionStoreUnderTe
     assert_eq!(t.store.list_user(&other, at).await.unwrap().len(), 1);
 }
 
-pub async fn data_is_stored_byte_for_byte(t: SessionStoreUnderTest) {
+pub async fn data_is_stored_byte_for_byte(t: CookieStoreUnderTest) {
     let at = now();
     let tricky = "{\"a\":\"\\u2028 / \\\" ü 🍪\",\"n\":1e400,\"big\":12345678901234567890}";
     let s = session(&t, Some(&user()), tricky, at, Some(600));
@@ -399,13 +399,13 @@ pub async fn data_is_stored_byte_for_byte(t: SessionStoreUnderTest) {
     );
 }
 
-pub async fn concurrent_creates_with_one_id_store_one_session(t: SessionStoreUnderTest) {
+pub async fn concurrent_creates_with_one_id_store_one_session(t: CookieStoreUnderTest) {
     let at = now();
     let id = id_for(&t);
     let uid = user();
     let attempts = (0..8).map(|i| {
         let store = t.store.clone();
-        let s = StoredSession {
+        let s = StoredCookieSession {
             id: id.clone(),
             user_id: Some(uid.clone()),
             data: format!("writer {i}"),
@@ -459,10 +459,10 @@ async fn logged_in(auth: &Arc<dyn Store>, at: UnixTime, idle: i64) -> (String, S
 /// `load_with_principal` at `at`, checked against `load` at the same time: the same
 /// session, and a principal only from backends that read them.
 async fn load_both(
-    t: &SessionStoreUnderTest,
+    t: &CookieStoreUnderTest,
     id: &str,
     at: UnixTime,
-) -> Option<(StoredSession, Option<LinkedPrincipal>)> {
+) -> Option<(StoredCookieSession, Option<LinkedPrincipal>)> {
     let got = t.store.load_with_principal(id, at).await.unwrap();
     let plain = t.store.load(id, at).await.unwrap();
     match (&got, &plain) {
@@ -476,7 +476,7 @@ async fn load_both(
     got
 }
 
-pub async fn load_with_principal_reads_the_linked_login_session(t: SessionStoreUnderTest) {
+pub async fn load_with_principal_reads_the_linked_login_session(t: CookieStoreUnderTest) {
     let at = now();
     let Some(auth) = t.auth.clone() else {
         let s = session(&t, None, &linked_data("u", "s"), at, Some(600));
@@ -505,7 +505,7 @@ pub async fn load_with_principal_reads_the_linked_login_session(t: SessionStoreU
     assert_eq!(roles[0].name, "reader");
 }
 
-pub async fn load_with_principal_without_a_link_reads_no_principal(t: SessionStoreUnderTest) {
+pub async fn load_with_principal_without_a_link_reads_no_principal(t: CookieStoreUnderTest) {
     let at = now();
     for data in [
         "{}",
@@ -527,7 +527,7 @@ pub async fn load_with_principal_without_a_link_reads_no_principal(t: SessionSto
     }
 }
 
-pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: SessionStoreUnderTest) {
+pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: CookieStoreUnderTest) {
     let at = now();
     let Some(auth) = t.auth.clone() else {
         return;
@@ -573,7 +573,7 @@ pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: Sess
     // or swept): its principal is reported dead.
     let s = session(&t, Some(&uid), &linked_data(&uid, &sid), at, Some(3600));
     t.store.create(&s, at).await.unwrap();
-    let linked = |l: Option<(StoredSession, Option<LinkedPrincipal>)>| l.expect("stored").1;
+    let linked = |l: Option<(StoredCookieSession, Option<LinkedPrincipal>)>| l.expect("stored").1;
     let live = linked(load_both(&t, &s.id, at + 599).await).expect("a link");
     assert!(live.record.is_some());
     let idle = linked(load_both(&t, &s.id, at + 600).await).expect("a link");
@@ -583,7 +583,7 @@ pub async fn load_with_principal_reports_dead_and_foreign_login_sessions(t: Sess
 /// Issue 10, item 8: ending a login session, by whatever path and whatever process
 /// (one that has no cookie-session configuration, like the admin CLI), ends the cookie
 /// sessions linked to it, renamed ones included; others stay.
-pub async fn ending_a_login_session_ends_its_cookie_sessions(t: SessionStoreUnderTest) {
+pub async fn ending_a_login_session_ends_its_cookie_sessions(t: CookieStoreUnderTest) {
     let at = now();
     let Some(auth) = t.auth.clone() else {
         return;
@@ -712,7 +712,7 @@ pub async fn ending_a_login_session_ends_its_cookie_sessions(t: SessionStoreUnde
     }
 }
 
-pub async fn load_with_principal_of_a_dead_cookie_session_is_none(t: SessionStoreUnderTest) {
+pub async fn load_with_principal_of_a_dead_cookie_session_is_none(t: CookieStoreUnderTest) {
     let at = now();
     let (uid, sid) = match &t.auth {
         Some(auth) => logged_in(auth, at, 3000).await,
@@ -748,7 +748,7 @@ pub async fn load_with_principal_of_a_dead_cookie_session_is_none(t: SessionStor
 /// are found without this process's cookie configuration, and their data is replaced
 /// only if unchanged since read, keeping the expiry.
 pub async fn linked_cookie_sessions_are_found_and_replaced_by_compare_and_set(
-    t: SessionStoreUnderTest,
+    t: CookieStoreUnderTest,
 ) {
     let at = now();
     let Some(auth) = t.auth.clone() else {
