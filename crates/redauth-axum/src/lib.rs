@@ -159,7 +159,17 @@ pub struct HttpConfig {
     /// Send `Strict-Transport-Security` (redauth is served over HTTPS, usually via a
     /// TLS-terminating proxy).
     pub hsts: bool,
+    /// How long a `429 rate_limited` answer is held before it is sent (0: not held).
+    /// A client over its budget that retries at once on many connections (a closed
+    /// loop) would otherwise turn each refusal into the next request, and the CPU those
+    /// refusals take comes out of everyone else's logins (P4's fairness row in
+    /// docs/performance.md). Holding the answer costs a timer, not CPU, and a client
+    /// that honours `Retry-After` never notices.
+    pub rate_limited_delay: std::time::Duration,
 }
+
+/// The default of [`HttpConfig::rate_limited_delay`].
+pub const DEFAULT_RATE_LIMITED_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl HttpConfig {
     /// The refresh cookie's name when none is configured: `__Secure-` prefixed when
@@ -198,6 +208,7 @@ impl Default for HttpConfig {
             client_ip_header: None,
             allowed_origins: Vec::new(),
             hsts: true,
+            rate_limited_delay: DEFAULT_RATE_LIMITED_DELAY,
         }
     }
 }
@@ -391,7 +402,9 @@ async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Respons
             )
             .into_response()
         } else {
-            cross_origin::apply(&state, req, next).await
+            let res = cross_origin::apply(&state, req, next).await;
+            hold_if_rate_limited(res.status(), state.http.rate_limited_delay).await;
+            res
         };
         security_headers(&state, res.headers_mut());
         res.headers_mut().insert(request_id::HEADER, request_id);
@@ -405,6 +418,13 @@ async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Respons
         res
     })
     .await
+}
+
+/// Holds a `429` for `delay` (see [`HttpConfig::rate_limited_delay`]).
+async fn hold_if_rate_limited(status: StatusCode, delay: std::time::Duration) {
+    if status == StatusCode::TOO_MANY_REQUESTS && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }
 
 /// Responses carry credentials or identity: nothing may cache them, sniff them, frame
@@ -451,7 +471,33 @@ mod tests {
             client_ip_header: None,
             allowed_origins: Vec::new(),
             hsts: false,
+            rate_limited_delay: DEFAULT_RATE_LIMITED_DELAY,
         }
+    }
+
+    /// A 429 is held for the delay, and nothing else is: paused time makes the
+    /// moment the answer is released exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_held_for_the_delay_and_other_answers_are_not() {
+        let delay = std::time::Duration::from_millis(1000);
+        let limited = ApiError::new(ErrorCode::RateLimited, "slow down")
+            .into_response()
+            .status();
+        let started = tokio::time::Instant::now();
+        hold_if_rate_limited(limited, delay).await;
+        assert_eq!(started.elapsed(), delay);
+        let started = tokio::time::Instant::now();
+        for code in [ErrorCode::InvalidCredentials, ErrorCode::Unavailable] {
+            hold_if_rate_limited(ApiError::new(code, "no").into_response().status(), delay).await;
+        }
+        hold_if_rate_limited(StatusCode::OK, delay).await;
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+        hold_if_rate_limited(limited, std::time::Duration::ZERO).await;
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::ZERO,
+            "0 turns it off"
+        );
     }
 
     /// The refresh cookie, byte for byte as it was when it was formatted by hand: the

@@ -135,6 +135,7 @@ pub fn build_on(
             client_ip_header: config.client_ip_header.clone(),
             allowed_origins: config.allowed_origins.clone(),
             hsts: config.hsts,
+            rate_limited_delay: config.rate_limited_delay,
         }),
     };
     Ok(App {

@@ -102,6 +102,8 @@ settings! {
     hash_queue_per_client: usize = "REDAUTH_HASH_QUEUE_PER_CLIENT",
     /// How long a password check may wait for a hashing slot before 503.
     hash_queue_timeout_ms: u64 = "REDAUTH_HASH_QUEUE_TIMEOUT_MS",
+    /// Milliseconds a 429 answer is held before it is sent (0 to 10000; 0 sends at once).
+    rate_limited_delay_ms: u64 = "REDAUTH_RATE_LIMITED_DELAY_MS",
     log_format: LogFormat = "REDAUTH_LOG_FORMAT",
     /// Seconds a client has to send a whole request head (1 to 300).
     header_read_timeout_secs: u64 = "REDAUTH_HEADER_READ_TIMEOUT_SECS",
@@ -291,6 +293,8 @@ pub struct Config {
     pub client_ip_header: Option<axum::http::HeaderName>,
     pub allowed_origins: Vec<String>,
     pub hsts: bool,
+    /// See [`redauth_axum::HttpConfig::rate_limited_delay`].
+    pub rate_limited_delay: Duration,
     /// `None` when cookie sessions are off.
     pub session_cookies: Option<CookieSessionConfig>,
     pub connections: ConnectionLimits,
@@ -565,7 +569,17 @@ impl Config {
         } else {
             idle
         };
+        let rate_limited_delay = match s.rate_limited_delay_ms {
+            None => redauth_axum::DEFAULT_RATE_LIMITED_DELAY,
+            Some(ms @ 0..=10_000) => Duration::from_millis(ms),
+            Some(_) => {
+                return Err(err(
+                    "REDAUTH_RATE_LIMITED_DELAY_MS (rate_limited_delay_ms) must be 0 to 10000",
+                ));
+            }
+        };
         Ok(Config {
+            rate_limited_delay,
             connections,
             session_cookies,
             allowed_origins,

@@ -436,3 +436,25 @@ async fn a_proxy_header_is_trusted_only_when_configured() {
         "sessions record the proxied client IP"
     );
 }
+
+/// A 429 is held before it is sent (`REDAUTH_RATE_LIMITED_DELAY_MS`), so a client that
+/// retries at once on many connections cannot spin on refusals (issue 11, item 5). The
+/// assertion is a lower bound only: the answer cannot come before the hold ends,
+/// however loaded the machine; the release moment itself is tested with paused time
+/// in redauth-axum.
+#[tokio::test]
+async fn a_rate_limited_answer_is_held_and_other_answers_are_not() {
+    const HOLD: std::time::Duration = std::time::Duration::from_millis(400);
+    let app = TestApp::start_with(Settings {
+        rate_limited_delay_ms: Some(HOLD.as_millis() as u64),
+        ..limits("1/10", "off", "off")
+    })
+    .await;
+    app.user("alice", &[]).await;
+    let started = std::time::Instant::now();
+    let r = login_from(&app, "192.0.2.1", "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = login_from(&app, "192.0.2.1", "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(started.elapsed() >= HOLD, "{:?}", started.elapsed());
+}

@@ -90,6 +90,9 @@ pub fn test_config(redis_url: &str, extra: Settings) -> Config {
         // The in-process tests name the cookie they send; the default name (with its
         // `__Secure-` prefix) has its own test.
         refresh_cookie_name: Some("redauth_refresh".into()),
+        // The brute-force tests meet hundreds of 429s; holding each would only slow
+        // them. The hold has its own tests.
+        rate_limited_delay_ms: Some(0),
         ..Settings::default()
     };
     Config::resolve(base.overlay(extra)).unwrap()
