@@ -200,9 +200,20 @@ pub fn load_or_generate_secret(data_dir: &Path) -> Result<(Secret, PathBuf), Sta
     Ok((Secret::new(secret), path))
 }
 
+/// The commands that create the first administrator.
+pub const FIRST_ADMIN_COMMANDS: &str = "redauth role set admin redauth:admin && redauth user add <name> --email <address> --role admin";
+
 /// Checks the store at start. An unreachable store is not fatal: the server starts,
-/// `/readyz` answers 503, and this keeps probing with backoff until it answers.
-pub fn watch_store_until_ready(service: Arc<AuthService>) {
+/// `/readyz` answers 503, and this keeps probing with backoff until it answers. Once it
+/// does, it logs whether accounts exist, and how to create the first admin only when
+/// none does: that cannot be known before the store answers.
+pub fn watch_store_until_ready(service: Arc<AuthService>, kind: &StoreKind) {
+    let no_accounts_hint = match kind {
+        StoreKind::Redis => "no accounts exist yet; create the first admin with",
+        StoreKind::Embedded { .. } => {
+            "no accounts exist yet; the embedded data file is locked while the server runs, so stop it, then create the first admin with"
+        }
+    };
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(250);
         let mut reported = false;
@@ -212,6 +223,7 @@ pub fn watch_store_until_ready(service: Arc<AuthService>) {
                     if reported {
                         tracing::info!("store is reachable again");
                     }
+                    report_accounts(&service, no_accounts_hint).await;
                     return;
                 }
                 Err(e @ (StoreError::Unavailable { .. } | StoreError::Corrupt { .. })) => {
@@ -226,4 +238,14 @@ pub fn watch_store_until_ready(service: Arc<AuthService>) {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     });
+}
+
+async fn report_accounts(service: &AuthService, no_accounts_hint: &'static str) {
+    match service.list_users().await {
+        Ok(users) if users.is_empty() => {
+            tracing::info!(command = FIRST_ADMIN_COMMANDS, "{no_accounts_hint}")
+        }
+        Ok(users) => tracing::info!(accounts = users.len(), "store holds accounts"),
+        Err(e) => tracing::warn!(error = %e, "could not count the accounts"),
+    }
 }

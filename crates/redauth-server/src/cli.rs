@@ -15,11 +15,17 @@ use redauth_core::{AuthError, AuthService, Role, Secret, SystemClock};
 use crate::app::{self, StoreKind};
 use crate::config::{Config, LogFormat, Settings};
 
+/// `redauth` with no subcommand serves, so the serve flags are accepted both before a
+/// subcommand and after `serve` (`redauth --listen …` and `redauth serve --listen …`).
 #[derive(Debug, Parser)]
 #[command(
     name = "redauth",
     version,
-    about = "Redis-backed authentication and session service"
+    about = "Redis-backed authentication and session service",
+    long_about = "Redis-backed authentication and session service.\n\n\
+        With no command it runs the HTTP server (`redauth serve`). Settings come from a TOML \
+        file (--config), then environment variables, then flags; see the README's \
+        configuration table."
 )]
 pub struct Cli {
     /// TOML configuration file (environment variables and flags override it).
@@ -31,33 +37,49 @@ pub struct Cli {
     /// Data directory of the embedded store (overrides REDAUTH_DATA_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (the default).
+    /// Run the HTTP server (the default when no command is given).
     Serve(ServeArgs),
-    /// Manage users.
+    /// Create, inspect, disable and delete users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage roles.
+    /// Define roles and their permissions.
     #[command(subcommand)]
     Role(RoleCommand),
-    /// Inspect and revoke login sessions.
+    /// List and revoke a user's login sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
 }
 
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (overrides REDAUTH_LISTEN).
-    #[arg(long)]
+    /// Address to listen on, e.g. 0.0.0.0:8080 (overrides REDAUTH_LISTEN).
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// `text` or `json` (overrides REDAUTH_LOG_FORMAT).
-    #[arg(long)]
-    pub log_format: Option<String>,
+    /// Log line format (overrides REDAUTH_LOG_FORMAT).
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    /// `self` where it has a value, else `outer` (the flags given before `serve`).
+    fn or(self, outer: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            listen: self.listen.or(outer.listen),
+            log_format: self.log_format.or(outer.log_format),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listen.is_none() && self.log_format.is_none()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -69,44 +91,60 @@ pub struct PasswordSource {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user.
+    /// Create a user; the password is prompted for (or read with --password-stdin).
     Add {
+        /// Login name: unique up to case and look-alike characters.
         username: String,
+        /// Contact address, stored with the user.
         #[arg(long)]
         email: String,
-        /// Role to grant (repeatable).
-        #[arg(long = "role")]
+        /// Role to grant (repeatable); it must already exist (`redauth role set`).
+        #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
         #[command(flatten)]
         password: PasswordSource,
     },
+    /// List every user with id, email, status and roles.
     List,
+    /// Show one user and how many live sessions they have.
     Show {
+        /// The user's login name.
         username: String,
     },
     /// Set a new password (ends all of the user's sessions).
     Passwd {
+        /// The user's login name.
         username: String,
         #[command(flatten)]
         password: PasswordSource,
     },
     /// Disable a user and end all their sessions.
     Disable {
+        /// The user's login name.
         username: String,
     },
+    /// Allow a disabled user to log in again.
     Enable {
+        /// The user's login name.
         username: String,
     },
     /// Delete a user and all their sessions.
     Delete {
+        /// The user's login name.
         username: String,
     },
+    /// Add a role to a user.
     Grant {
+        /// The user's login name.
         username: String,
+        /// A role defined with `redauth role set`.
         role: String,
     },
+    /// Remove a role from a user (refused if it would leave no administrator).
     Revoke {
+        /// The user's login name.
         username: String,
+        /// The role to remove.
         role: String,
     },
 }
@@ -115,24 +153,34 @@ pub enum UserCommand {
 pub enum RoleCommand {
     /// Define or redefine a role with its permissions.
     Set {
+        /// Role name, e.g. admin.
         name: String,
+        /// Permissions the role grants, e.g. redauth:admin (the admin API's).
         permissions: Vec<String>,
     },
+    /// List every role with its permissions.
     List,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
+    /// List a user's live login sessions (times in UTC, RFC 3339).
     List {
+        /// The user's login name.
         username: String,
     },
+    /// End one login session of a user.
     Revoke {
+        /// The user's login name.
         username: String,
-        /// Session ids are base64url and may start with `-`.
+        /// The session id, as `sessions list` shows it. Session ids are base64url and
+        /// may start with `-`.
         #[arg(allow_hyphen_values = true)]
         session_id: String,
     },
+    /// End every login session of a user (log out everywhere).
     RevokeAll {
+        /// The user's login name.
         username: String,
     },
 }
@@ -145,6 +193,12 @@ pub enum CliError {
     Auth(#[from] AuthError),
     #[error("{0}")]
     Usage(String),
+    /// Names the address: "address in use" alone does not say which setting to change.
+    #[error("cannot listen on {addr} (REDAUTH_LISTEN, --listen): {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -162,27 +216,18 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let env = |k: &str| std::env::var(k).ok();
     let mut flags = cli.flags();
-    match cli.command {
-        None => {
-            serve(Config::load(cli.config.as_deref(), &env, flags).map_err(app::StartError::from)?)
-                .await
-        }
-        Some(Command::Serve(args)) => {
-            flags.listen = args.listen;
-            flags.log_format = match args.log_format.as_deref() {
-                None => None,
-                Some("json") => Some(LogFormat::Json),
-                Some("text") => Some(LogFormat::Text),
-                Some(other) => {
-                    return Err(CliError::Usage(format!(
-                        "--log-format must be text or json, not {other}"
-                    )));
-                }
-            };
-            serve(Config::load(cli.config.as_deref(), &env, flags).map_err(app::StartError::from)?)
-                .await
-        }
+    let serve_args = match cli.command {
+        None => cli.serve,
+        Some(Command::Serve(args)) => args.or(cli.serve),
         Some(admin) => {
+            if !cli.serve.is_empty() {
+                return Err(CliError::Usage(
+                    "--listen and --log-format only apply to serve".into(),
+                ));
+            }
+            for unknown in unknown_env_settings() {
+                eprintln!("redauth: warning: {unknown}");
+            }
             let mut settings = Settings::layered(cli.config.as_deref(), &env, flags)
                 .map_err(app::StartError::from)?;
             // Admin commands issue no tokens, so they need no configured JWT secret.
@@ -195,24 +240,42 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::resolve(settings).map_err(app::StartError::from)?;
             let built = app::build(&config, Arc::new(SystemClock)).await?;
             let stdin = std::io::stdin();
-            run_admin(
+            return run_admin(
                 admin,
                 &built.service,
                 &mut stdin.lock(),
                 &mut std::io::stdout(),
             )
-            .await
+            .await;
         }
-    }
+    };
+    flags.listen = serve_args.listen;
+    flags.log_format = serve_args.log_format;
+    serve(Config::load(cli.config.as_deref(), &env, flags).map_err(app::StartError::from)?).await
+}
+
+/// Unknown `REDAUTH_*` names in this process's environment, as warnings.
+fn unknown_env_settings() -> Vec<crate::config::UnknownSetting> {
+    crate::config::unknown_env_settings(
+        std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()),
+    )
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
     // Held until serve returns, so queued log lines are flushed on the way out.
     let _log_writer = crate::logging::init(config.log_format);
+    for unknown in unknown_env_settings() {
+        tracing::warn!("{unknown}");
+    }
     let built = app::build(&config, Arc::new(SystemClock)).await?;
-    app::watch_store_until_ready(built.service.clone());
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| CliError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     banner(&config, &built.store_kind, listener.local_addr()?);
+    app::watch_store_until_ready(built.service.clone(), &built.store_kind);
     redauth_axum::serve::warn_if_file_limit_is_too_low(config.connections.max_connections);
     let router = redauth_axum::router(built.state);
     // Returns once the signal came and connections drained or the shutdown deadline
@@ -242,17 +305,6 @@ fn banner(config: &Config, kind: &StoreKind, addr: SocketAddr) {
         tracing::warn!(
             "cookies are sent without Secure: only acceptable for plain-http local development"
         );
-    }
-    let first_admin = "redauth role set admin redauth:admin && redauth user add <name> --email <address> --role admin";
-    match kind {
-        StoreKind::Redis => tracing::info!(
-            command = first_admin,
-            "no accounts exist by default; create the first admin with"
-        ),
-        StoreKind::Embedded { .. } => tracing::info!(
-            command = first_admin,
-            "no accounts exist by default; the embedded data file is locked while the server runs, so stop it, then create the first admin with"
-        ),
     }
 }
 
@@ -411,16 +463,16 @@ pub async fn run_admin(
                 let u = service.find_user(&username).await?;
                 writeln!(
                     out,
-                    "{:<22}  {:>12}  {:>12}  {:<15}  user agent",
-                    "id", "created", "expires", "ip"
+                    "{:<22}  {:<20}  {:<20}  {:<15}  user agent",
+                    "id", "created (UTC)", "expires (UTC)", "ip"
                 )?;
                 for s in service.list_all_sessions(&u.id).await? {
                     writeln!(
                         out,
-                        "{:<22}  {:>12}  {:>12}  {:<15}  {}",
+                        "{:<22}  {:<20}  {:<20}  {:<15}  {}",
                         s.sid,
-                        s.created_at,
-                        s.expires_at(),
+                        crate::utc::rfc3339(s.created_at),
+                        crate::utc::rfc3339(s.expires_at()),
                         s.ip.as_deref().unwrap_or("-"),
                         s.user_agent.as_deref().unwrap_or("-")
                     )?;

@@ -161,10 +161,12 @@ settings! {
     session_compat_user_prefix: String = "REDAUTH_SESSION_COMPAT_USER_PREFIX",
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One flat JSON object per line.
     Json,
 }
 
@@ -241,12 +243,98 @@ impl Settings {
     pub fn from_toml_file(path: &std::path::Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
-            let msg = e.message().to_owned();
-            ConfigError(format!("config file {}: {msg}", path.display()))
+        Settings::from_toml(&text)
+            .map_err(|e| ConfigError(format!("config file {}{}", path.display(), e.0)))
+    }
+
+    /// Parses a TOML config; an error is `, line L, column C: <what>` (one line), the
+    /// place from the parser's span, so a typo in a long file is found at once.
+    fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let what = unknown_key_message(e.message())
+                .unwrap_or_else(|| e.message().trim().replace('\n', " "));
+            match e.span().map(|span| line_and_column(text, span.start)) {
+                Some((line, column)) => {
+                    ConfigError(format!(", line {line}, column {column}: {what}"))
+                }
+                None => ConfigError(format!(": {what}")),
+            }
         })
     }
 }
+
+/// serde's "unknown field `x`, expected one of" lists all 60-odd keys; name the key and
+/// the one it probably meant instead.
+fn unknown_key_message(message: &str) -> Option<String> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let known = Settings::NAMES.iter().map(|(key, _)| *key);
+    Some(match closest(key, known) {
+        Some(meant) => format!("unknown setting `{key}`; did you mean `{meant}`?"),
+        None => format!("unknown setting `{key}` (the README's configuration table lists them)"),
+    })
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count());
+    (before.matches('\n').count() + 1, column + 1)
+}
+
+/// An environment variable named like a redauth setting (`REDAUTH_…`) that is none:
+/// without a warning, a misspelt one is silently ignored and its default used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSetting {
+    pub name: String,
+    /// The real setting it most likely meant, when one is close.
+    pub did_you_mean: Option<&'static str>,
+}
+
+impl std::fmt::Display for UnknownSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not a redauth setting and is ignored", self.name)?;
+        match self.did_you_mean {
+            Some(known) => write!(f, "; did you mean {known}?"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The `REDAUTH_*` names among `names` that no setting reads, sorted, each with the
+/// closest real environment name (any setting's, so `REDAUTH_JWT_SECRET` suggests
+/// `JWT_SECRET`) when it is within a few typos.
+pub fn unknown_env_settings(names: impl IntoIterator<Item = String>) -> Vec<UnknownSetting> {
+    let known = || Settings::NAMES.iter().map(|(_, env)| *env);
+    let mut unknown: Vec<UnknownSetting> = names
+        .into_iter()
+        .filter(|n| n.starts_with("REDAUTH_") && !known().any(|k| k == n))
+        .map(|name| {
+            let unprefixed = name.trim_start_matches("REDAUTH_");
+            let did_you_mean = known()
+                .find(|k| *k == unprefixed)
+                .or_else(|| closest(&name, known()));
+            UnknownSetting { name, did_you_mean }
+        })
+        .collect();
+    unknown.sort_by(|a, b| a.name.cmp(&b.name));
+    unknown
+}
+
+/// The candidate nearest to `name`, if within [`MAX_TYPOS`].
+fn closest(name: &str, candidates: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(distance, _)| *distance <= MAX_TYPOS)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Edits (insertions, deletions, substitutions, swaps of neighbours) up to which an
+/// unknown name is taken for a typo of a real one: a dropped, doubled or swapped letter
+/// or three, while a name for something else (`REDAUTH_EMBEDDED_PROBE_DIR`) gets no
+/// suggestion. The closest real name wins; of equally close ones, the first by name.
+const MAX_TYPOS: usize = 3;
 
 /// Which store to run on.
 #[derive(Debug, Clone)]
@@ -1698,6 +1786,43 @@ mod tests {
         let e = Config::load(Some(&file), &|_| None, Settings::default()).unwrap_err();
         assert!(e.0.contains("jwt_secrt"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn toml_errors_say_where_in_characters() {
+        let at = |text: &str| Settings::from_toml(text).unwrap_err().0;
+        assert_eq!(
+            at("jwt_issuer = \"é\"\n\tlsten = 1\n"),
+            ", line 2, column 2: unknown setting `lsten`; did you mean `listen`?"
+        );
+        let e = at("jwt_issuer = \"ééé\" x\n");
+        assert!(e.starts_with(", line 1, column 20: "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn unknown_redauth_variables_are_found_with_their_likely_meaning() {
+        let names = [
+            "REDAUTH_LISTEN",
+            "REDAUTH_LISTN",
+            "REDAUTH_REDIS_URL",
+            "REDAUTH_EMBEDDED_PROBE_DIR",
+            "JWT_SECRT",
+            "PATH",
+        ];
+        let found = unknown_env_settings(names.iter().map(|n| n.to_string()));
+        let found: Vec<_> = found
+            .iter()
+            .map(|u| (u.name.as_str(), u.did_you_mean))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("REDAUTH_EMBEDDED_PROBE_DIR", None),
+                ("REDAUTH_LISTN", Some("REDAUTH_LISTEN")),
+                ("REDAUTH_REDIS_URL", Some("REDIS_URL")),
+            ]
+        );
     }
 
     #[test]

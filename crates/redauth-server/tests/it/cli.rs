@@ -4,7 +4,10 @@
 use clap::Parser as _;
 use redauth_server::cli::{Cli, run_admin};
 
-use crate::support::{PASSWORD, TestApp, http, redauth, run_cli, serve};
+use crate::support::{
+    PASSWORD, SECRET, TestApp, http, redauth, run_cli, serve, serve_with, start_server,
+    start_up_lines,
+};
 
 async fn admin(app: &TestApp, args: &[&str], stdin: &str) -> Result<String, String> {
     let cli = Cli::try_parse_from(std::iter::once("redauth").chain(args.iter().copied()))
@@ -95,6 +98,19 @@ async fn admin_commands_manage_users_roles_and_sessions() {
         .await
         .unwrap();
     assert_eq!(sessions.lines().count(), 2, "{sessions}");
+    // Times in RFC 3339 UTC, not raw Unix seconds.
+    let alice_id = app.service.find_user("alice").await.unwrap().id;
+    let session = &app.service.list_all_sessions(&alice_id).await.unwrap()[0];
+    let created = redauth_server::utc::rfc3339(session.created_at);
+    let expires = redauth_server::utc::rfc3339(session.expires_at());
+    assert!(
+        sessions.contains(&format!("{created}  {expires}")),
+        "{sessions}"
+    );
+    assert!(
+        !sessions.contains(&session.created_at.to_string()),
+        "{sessions}"
+    );
     let sid = sessions
         .lines()
         .nth(1)
@@ -343,4 +359,210 @@ fn cli_creates_a_user_and_the_server_logs_it_in_over_tcp() {
     let sessions: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(sessions["sessions"][0]["ip"], "127.0.0.1");
     assert_eq!(sessions["sessions"][0]["user_agent"], "tcp-test");
+}
+
+/// Every command, subcommand and argument says what it is for in `--help`.
+#[test]
+fn every_command_and_argument_has_help() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        if cmd.get_about().is_none() {
+            missing.push(format!("{path}: no about"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.get_help().is_none() && !matches!(id, "help" | "version") {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(
+        &<Cli as clap::CommandFactory>::command(),
+        "redauth",
+        &mut missing,
+    );
+    assert!(missing.is_empty(), "no help text: {missing:#?}");
+    // And the real binary shows it.
+    let out = redauth()
+        .args(["sessions", "revoke", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("End one login session"), "{help}");
+    assert!(help.contains("as `sessions list` shows it"), "{help}");
+}
+
+/// The README's `cargo run --release --listen …` form: the serve flags work with no
+/// `serve`, before it, or after it (after wins), and nowhere else.
+#[test]
+fn serve_flags_work_without_the_serve_command() {
+    let redis = redauth_testkit::RedisServer::start();
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
+    let listening = |args: &[&str]| {
+        let (server, _) = start_server(args, &env).unwrap();
+        server.addr.clone()
+    };
+    // JSON logs are how `start_server` finds the address: `--log-format` took effect.
+    let addr = listening(&["--listen", "127.0.0.1:0", "--log-format", "json"]);
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    listening(&["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    listening(&[
+        "--listen",
+        &taken,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]);
+
+    let out = redauth()
+        .args(["--listen", "127.0.0.1:0", "user", "list"])
+        .env("REDIS_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("only apply to serve"), "{err}");
+    let out = redauth().args(["--log-format", "xml"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("possible values: text, json"), "{err}");
+}
+
+/// The start-up log tells how to create the first admin only when no account exists.
+#[test]
+fn the_first_admin_hint_appears_only_when_no_account_exists() {
+    let redis = redauth_testkit::RedisServer::start();
+    let url = redis.url();
+    let (server, lines) = serve_with(&url, &[]);
+    let text = start_up_lines(&lines);
+    assert!(text.contains("no accounts exist yet"), "{text}");
+    assert!(
+        text.contains(redauth_server::app::FIRST_ADMIN_COMMANDS),
+        "{text}"
+    );
+    drop(server);
+
+    let add = [
+        "user",
+        "add",
+        "dave",
+        "--email",
+        "dave@example.com",
+        "--password-stdin",
+    ];
+    run_cli(&add, &[("REDIS_URL", &url)], &format!("{PASSWORD}\n"));
+    let (_server, lines) = serve_with(&url, &[]);
+    let text = start_up_lines(&lines);
+    assert!(text.contains("store holds accounts"), "{text}");
+    assert!(text.contains(r#""accounts":1"#), "{text}");
+    assert!(!text.contains("no accounts exist"), "{text}");
+}
+
+/// A misspelt `REDAUTH_*` variable is named in a warning at start, with the setting it
+/// probably meant; the admin commands warn on stderr too.
+#[test]
+fn unknown_redauth_variables_are_warned_about() {
+    let redis = redauth_testkit::RedisServer::start();
+    let url = redis.url();
+    let (_server, lines) = serve_with(
+        &url,
+        &[
+            ("REDAUTH_ACCES_TTL_SECS", "60"),
+            ("REDAUTH_JWT_SECRET", "x"),
+            ("REDAUTH_SOMETHING_ELSE", "1"),
+        ],
+    );
+    let text = start_up_lines(&lines);
+    let warning = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(name) && l.contains(r#""level":"WARN""#))
+            .unwrap_or_else(|| panic!("no warning naming {name}: {text}"))
+            .to_owned()
+    };
+    assert!(
+        warning("REDAUTH_ACCES_TTL_SECS").contains("did you mean REDAUTH_ACCESS_TTL_SECS?"),
+        "{text}"
+    );
+    assert!(
+        warning("REDAUTH_JWT_SECRET").contains("did you mean JWT_SECRET?"),
+        "{text}"
+    );
+    assert!(!warning("REDAUTH_SOMETHING_ELSE").contains("did you mean"));
+    assert!(
+        !text.contains("REDAUTH_COOKIE_SECURE is not"),
+        "a real setting is not warned about: {text}"
+    );
+
+    let out = redauth()
+        .args(["role", "list"])
+        .env("REDIS_URL", &url)
+        .env("REDAUTH_KEY_PREFX", "x:")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("REDAUTH_KEY_PREFX is not a redauth setting")
+            && err.contains("did you mean REDAUTH_KEY_PREFIX?"),
+        "{err}"
+    );
+}
+
+/// A TOML error names the file, line and column; the process exits 2 with one line.
+#[test]
+fn a_config_file_error_names_its_line_and_column() {
+    let dir = std::env::temp_dir().join(format!(
+        "redauth-cli-toml-{}",
+        redauth_core::ids::random_id().unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("redauth.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\naccess_ttl_secs = 60\n  acess_ttl_secs = 60\n",
+    )
+    .unwrap();
+    let out = redauth()
+        .args(["--config", file.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{}, line 3, column 3:", file.display()))
+            && err.contains("unknown setting `acess_ttl_secs`; did you mean `access_ttl_secs`?"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A port in use stops the start with the address and the setting that chose it.
+#[test]
+fn a_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = redauth()
+        .args(["serve", "--listen", &addr])
+        .env("REDIS_URL", "redis://127.0.0.1:1/")
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "redauth: cannot listen on {addr} (REDAUTH_LISTEN, --listen): "
+        )),
+        "{err}"
+    );
+    assert!(last.to_ascii_lowercase().contains("in use"), "{err}");
 }

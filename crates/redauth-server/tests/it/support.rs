@@ -365,25 +365,44 @@ pub fn serve_with(
 pub fn serve_env(
     env: &[(&str, &str)],
 ) -> Result<(Server, std::sync::mpsc::Receiver<String>), String> {
-    let mut child = redauth()
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+    start_server(
+        &["serve", "--listen", "127.0.0.1:0", "--log-format", "json"],
+        env,
+    )
+}
+
+/// Starts `redauth <args>` (which must ask for JSON logs); returns it once it listens,
+/// with all its log lines, or `Err` with its output if it exits before listening.
+pub fn start_server(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Server, std::sync::mpsc::Receiver<String>), String> {
+    let child = redauth()
+        .args(args)
         .env("REDAUTH_COOKIE_SECURE", "false")
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Owned by a `Server` from here, so a failed assertion below still kills it (an
+    // orphan would keep the test's output pipe, and its port, open for ever).
+    let mut server = Server {
+        child,
+        addr: String::new(),
+    };
+    let mut lines = BufReader::new(server.child.stderr.take().unwrap()).lines();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut seen = Vec::new();
-    let addr = loop {
+    server.addr = loop {
         let Some(Ok(line)) = lines.next() else {
-            let _ = child.wait();
+            let _ = server.child.wait();
             return Err(seen.join("\n"));
         };
         seen.push(line.clone());
         let _ = tx.send(line.clone());
         if line.contains("redauth listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
             break v["addr"].as_str().unwrap().to_owned();
         }
     };
@@ -393,7 +412,21 @@ pub fn serve_env(
             let _ = tx.send(line);
         }
     });
-    Ok((Server { child, addr }, rx))
+    Ok((server, rx))
+}
+
+/// The start-up lines, up to the one that reports the accounts (the last: it waits for
+/// the store to answer).
+pub fn start_up_lines(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    let mut out = Vec::new();
+    while let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(5)) {
+        let done = line.contains("accounts");
+        out.push(line);
+        if done {
+            break;
+        }
+    }
+    out.join("\n")
 }
 
 pub fn http(
