@@ -14,6 +14,9 @@ use crate::dto::{
 use crate::error::ApiError;
 use crate::extract::{AdminUser, ApiJson};
 
+/// `POST /api/admin/users` ([`CreateUserRequest`]): 201 with the new user
+/// ([`AdminUserView`]). 400 for a field or role that fails its check, 409
+/// `username_taken`.
 pub async fn create_user(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -29,6 +32,7 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
+/// `GET /api/admin/users`: every user, sorted by username ([`UserList`]).
 pub async fn list_users(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -43,6 +47,7 @@ pub async fn list_users(
     Ok(Json(UserList { users }))
 }
 
+/// `GET /api/admin/users/{id}`: the user ([`AdminUserView`]), or 404.
 pub async fn get_user(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -51,6 +56,9 @@ pub async fn get_user(
     Ok(Json(state.service.get_user(&id).await?.into()))
 }
 
+/// `DELETE /api/admin/users/{id}`: 204, and the user, its username and every session of
+/// it (linked cookie sessions included) are gone. 409 `last_admin` for the last enabled
+/// administrator.
 pub async fn delete_user(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -60,6 +68,8 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/admin/users/{id}/disable`: the updated user. Every session of the user ends
+/// at once, on every node. 409 `last_admin` for the last enabled administrator.
 pub async fn disable_user(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -68,6 +78,8 @@ pub async fn disable_user(
     Ok(Json(state.service.set_disabled(&id, true).await?.into()))
 }
 
+/// `POST /api/admin/users/{id}/enable`: the updated user, who may log in again (sessions
+/// ended by disabling stay ended).
 pub async fn enable_user(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -76,6 +88,9 @@ pub async fn enable_user(
     Ok(Json(state.service.set_disabled(&id, false).await?.into()))
 }
 
+/// `PUT /api/admin/users/{id}/roles` ([`SetRolesRequest`]): replaces the user's roles and
+/// answers with the updated user. The user's sessions go on with the new rights. 400 for
+/// an undefined role, 409 `last_admin` if no enabled administrator would be left.
 pub async fn set_user_roles(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -87,6 +102,7 @@ pub async fn set_user_roles(
     ))
 }
 
+/// `GET /api/admin/roles`: every role, sorted by name ([`RoleList`]).
 pub async fn list_roles(
     State(state): State<Redauth>,
     _: AdminUser,
@@ -96,6 +112,9 @@ pub async fn list_roles(
     }))
 }
 
+/// `PUT /api/admin/roles/{name}` ([`PutRoleRequest`]): creates the role or replaces its
+/// permissions, and answers with the stored [`Role`]. Holders get the new rights at once.
+/// 409 `last_admin` if no enabled administrator would be left.
 pub async fn put_role(
     State(state): State<Redauth>,
     _: AdminUser,

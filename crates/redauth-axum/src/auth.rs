@@ -46,6 +46,12 @@ pub(super) fn token_response(
     Ok(res)
 }
 
+/// `POST /api/auth/login` ([`LoginRequest`]): a [`TokenResponse`], with the refresh token
+/// in a cookie unless `refresh_token_delivery` is `body`. When cookie sessions are set to
+/// issue one, also a session cookie, and a
+/// [`CookieLoginResponse`](crate::dto::CookieLoginResponse) instead of tokens when they
+/// issue only sessions. 401 `invalid_credentials`, 429 `rate_limited`, 503 when password
+/// checks are queued past the limit.
 pub async fn login(
     State(state): State<Redauth>,
     parts: Parts,
@@ -104,6 +110,10 @@ fn presented_refresh_token(
     Ok((Some(req.refresh_token), Delivery::Body))
 }
 
+/// `POST /api/auth/refresh`: the refresh token from the cookie (empty body) or from a
+/// [`RefreshRequest`] body; the new tokens ([`TokenResponse`]) go back the same way. A
+/// cookie that can never work again (`invalid_refresh_token`, `refresh_token_reused`) is
+/// cleared with the error.
 pub async fn refresh(
     State(state): State<Redauth>,
     parts: Parts,
@@ -145,6 +155,8 @@ pub async fn logout(
     Ok(res)
 }
 
+/// `POST /api/auth/logout-all`: ends every session of the caller, this one included; 204
+/// and a cleared refresh cookie.
 pub async fn logout_all(
     State(state): State<Redauth>,
     AuthUser(p): AuthUser,
@@ -153,6 +165,7 @@ pub async fn logout_all(
     Ok(state.no_content_clearing_cookie())
 }
 
+/// `GET /api/auth/me`: the caller and the login session of its token ([`MeView`]).
 pub async fn me(AuthUser(p): AuthUser) -> Json<MeView> {
     Json(p.as_ref().into())
 }
@@ -217,6 +230,8 @@ pub async fn sessions(
     }))
 }
 
+/// `DELETE /api/auth/sessions/{sid}`: ends one of the caller's own sessions (the current
+/// one too); 204, or 404 for a session that is not the caller's or has ended.
 pub async fn delete_session(
     State(state): State<Redauth>,
     AuthUser(p): AuthUser,
@@ -226,6 +241,10 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/auth/password` ([`ChangePasswordRequest`]): 204, and every other session of
+/// the caller ends. A wrong current password is 401 `invalid_credentials` and spends the
+/// login budgets; too many in one session end that session. 400 for a new password the
+/// policy refuses.
 pub async fn change_password(
     State(state): State<Redauth>,
     AuthUser(p): AuthUser,

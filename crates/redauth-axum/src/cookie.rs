@@ -34,6 +34,7 @@ use crate::{Redauth, append_set_cookie};
 /// Cookie sessions as configured for the HTTP API.
 #[derive(Debug)]
 pub struct CookieSessions {
+    /// Cookie-session checks, login and logout.
     pub auth: Arc<CookieAuth>,
     /// Login also returns access and refresh tokens (`REDAUTH_LOGIN_ISSUES=both`).
     pub issues_tokens: bool,
@@ -167,29 +168,53 @@ impl FromStr for LoginIssues {
 /// Validated cookie-session settings (see docs/sessions.md for each).
 #[derive(Debug, Clone)]
 pub struct CookieSessionConfig {
+    /// Share sessions with a SvelteKit app that uses
+    /// `@ethercorps/sveltekit-redis-session`: its key layout and cookie format instead of
+    /// redauth's (`REDAUTH_SESSION_COOKIE_MODE`).
     pub compat: bool,
+    /// What a login returns (`REDAUTH_LOGIN_ISSUES`).
     pub login_issues: LoginIssues,
+    /// Name and attributes of the session cookie, already checked
+    /// ([`CookieAttributes::validate`]).
     pub cookie: CookieAttributes,
+    /// Sign cookie values (`REDAUTH_SESSION_COOKIE_SIGNED`). Unsigned, any well-formed id
+    /// reaches the store.
     pub signed: bool,
+    /// Seal the id with AES-256-GCM instead, hiding it (native only; wins over `signed`;
+    /// `REDAUTH_SESSION_COOKIE_ENCRYPTED`).
     pub encrypted: bool,
+    /// Session lifetime in seconds: the cookie's `Max-Age` and the stored expiry, never
+    /// past the end of the linked login session (`REDAUTH_SESSION_TTL_SECS`).
     pub ttl_secs: i64,
+    /// Sliding expiry: a check close to the end renews the session
+    /// (`REDAUTH_SESSION_RENEW`).
     pub renew: bool,
+    /// With `renew`: renew once fewer than this many seconds are left
+    /// (`REDAUTH_SESSION_RENEW_BEFORE_SECS`).
     pub renew_before_secs: i64,
+    /// How long a node serves a cookie session from memory before reading it again, in
+    /// seconds; 0 never caches (`REDAUTH_SESSION_CACHE_SECS`).
     pub cache_secs: i64,
     /// Whether a login carries over the data of the anonymous session it replaces.
     pub carry_anonymous_data: bool,
     /// Native: `None` derives the keys from the JWT secret. Compat: always set.
     pub secret: Option<Secret>,
+    /// Where sessions live: redauth's own keys, or the library's prefixes in compat mode.
     pub layout: CookieSessionLayout,
 }
 
 /// Why cookie sessions could not be set up from their settings.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// Compat mode without `secret`: the library signs with a secret both sides must
+    /// share.
     #[error("cookie sessions: compat mode needs REDAUTH_SESSION_SECRET")]
     CompatNeedsSecret,
+    /// Native mode with neither `secret` nor a JWT secret to derive the keys from.
     #[error("cookie sessions: no secret to derive keys from")]
     NoSecret,
+    /// The secret or the cookie settings were refused: a secret under 32 bytes,
+    /// attributes browsers would reject, a cookie that would be too large.
     #[error("cookie sessions: {0}")]
     Codec(#[source] CookieSessionError),
 }

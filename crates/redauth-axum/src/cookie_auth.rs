@@ -9,7 +9,8 @@
 //! SvelteKit app that reads the session straight from Redis the user's name and roles.
 //!
 //! - Login always mints a new cookie-session id; a cookie the client presented is
-//!   ended, never promoted (no fixation). Data of an anonymous session carries over.
+//!   ended, never promoted (no fixation). Data of an anonymous session carries over only
+//!   with [`CookieAuthOptions::carry_anonymous_data`].
 //! - Cookie sessions have their own cache ([`CookieSessionCache`]), owned here. It
 //!   serves a cookie session only while the principal of its login session is cached
 //!   in the service; revoking the login session (logout, log out everywhere, disable,
@@ -39,7 +40,9 @@ use redauth_core::service::{AuthService, ClientInfo, IssuedTokens};
 pub struct CookieLogin {
     /// Issued as for any login; the caller decides whether the client gets them.
     pub tokens: IssuedTokens,
+    /// The new cookie session, linked to the new login session.
     pub session: CookieSession,
+    /// The `Set-Cookie` that gives the browser the session cookie.
     pub set_cookie: String,
 }
 
@@ -50,11 +53,15 @@ pub struct CookieCheck {
     pub principal: Option<Arc<Principal>>,
     /// The session data without [`LINK_KEY`].
     pub data: Value,
+    /// When the cookie session ends, Unix seconds; `None` for one without an expiry.
     pub expires_at: Option<UnixTime>,
     /// `Some` when the cookie must be re-set: renewed, or moved to a new id.
     pub set_cookie: Option<String>,
 }
 
+/// Cookie sessions tied to redauth logins: login, check and logout, with their own cache
+/// ([`CookieSessionCache`]). The rules are in the module documentation. Build one with
+/// [`CookieAuth::new`], or from settings with [`crate::cookie::build`].
 pub struct CookieAuth {
     service: Arc<AuthService>,
     manager: Arc<CookieSessionManager>,
@@ -87,6 +94,8 @@ impl std::fmt::Debug for CookieAuth {
 }
 
 impl CookieAuth {
+    /// Cookie sessions of `manager`, for logins of `service`, cached in a cache that
+    /// depends on `service`'s principal cache.
     pub fn new(
         service: Arc<AuthService>,
         manager: Arc<CookieSessionManager>,
@@ -101,10 +110,13 @@ impl CookieAuth {
         })
     }
 
+    /// The manager, for what this type does not wrap (listing a user's cookie sessions,
+    /// replacing data).
     pub fn manager(&self) -> &CookieSessionManager {
         &self.manager
     }
 
+    /// The session cookie's name, to find it in a request.
     pub fn cookie_name(&self) -> &str {
         self.manager.cookie_name()
     }
@@ -123,7 +135,7 @@ impl CookieAuth {
     /// Checks the password, opens a login session and a new cookie session linked to
     /// it holding `data` (a JSON object, without [`LINK_KEY`]). `presented` is the
     /// session cookie the request carried: it is ended, and its data carried over if it
-    /// was anonymous.
+    /// was anonymous and [`CookieAuthOptions::carry_anonymous_data`] is on.
     pub async fn login(
         &self,
         username: &str,

@@ -24,7 +24,10 @@ use crate::error::ErrorCode;
 /// Every error response: `{"error": "<stable_code>", "message": "<human text>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// The stable code, which fixes the status: what a client branches on.
     pub error: ErrorCode,
+    /// For people: the wording may change between versions. redauth never echoes a
+    /// value the client sent in it (a password typed into the wrong field stays out).
     pub message: Cow<'static, str>,
 }
 
@@ -34,8 +37,12 @@ pub struct ErrorBody {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
+    /// `"cookie"` (the default): the refresh token comes in an `HttpOnly` cookie for
+    /// `/api/auth`, out of reach of page scripts, and is sent back by the browser.
     #[default]
     Cookie,
+    /// `"body"`: the refresh token comes as `refresh_token` in the JSON, and the client
+    /// sends it back in a [`RefreshRequest`].
     Body,
 }
 
@@ -43,8 +50,13 @@ pub enum Delivery {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// In any case or Unicode form. A name that cannot exist gets the same 401 as a wrong
+    /// password.
     pub username: String,
+    /// Plain text. Over the policy's maximum length it fails like a wrong password,
+    /// before any hashing.
     pub password: String,
+    /// Where the refresh token goes; `"cookie"` when absent.
     #[serde(default)]
     pub refresh_token_delivery: Delivery,
     /// Initial data of the session cookie (a JSON object), when login sets one.
@@ -56,6 +68,7 @@ pub struct LoginRequest {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// The `refresh_token` of the last [`TokenResponse`].
     pub refresh_token: String,
 }
 
@@ -63,7 +76,11 @@ pub struct RefreshRequest {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    /// The caller's password now. A wrong one is 401 `invalid_credentials` and spends the
+    /// same brute-force budgets as a failed login.
     pub current_password: String,
+    /// Held to the password policy (length, not a common password), else 400
+    /// `invalid_request`.
     pub new_password: String,
 }
 
@@ -71,15 +88,20 @@ pub struct ChangePasswordRequest {
 /// value gets the service's own validation error, not the extractor's.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionsQuery {
+    /// Sessions per page, 1 to 100; 100 when absent.
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
 }
 
 /// A logged-in user as the user's own clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
+    /// The user's id: stable and never reused.
     pub id: String,
+    /// As the user typed it at creation, not normalized.
     pub username: String,
+    /// Names of the roles the user holds.
     pub roles: Vec<String>,
     /// What the roles grant, so a client can decide what to show without knowing the
     /// role definitions.
@@ -100,6 +122,7 @@ impl From<&Principal> for UserView {
 /// The only `token_type` issued (RFC 6749 §7.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenType {
+    /// `"Bearer"`.
     #[default]
     Bearer,
 }
@@ -107,13 +130,16 @@ pub enum TokenType {
 /// A successful login or refresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
+    /// The JWT to send as `Authorization: Bearer <token>` until it expires.
     pub access_token: String,
+    /// Always `"Bearer"`.
     pub token_type: TokenType,
     /// Seconds until the access token expires.
     pub expires_in: i64,
     /// Only with `refresh_token_delivery: "body"`; otherwise it is in the cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Who logged in, with their rights at this moment.
     pub user: UserView,
 }
 
@@ -121,9 +147,15 @@ pub struct TokenResponse {
 /// Flat (the user's fields beside the session's), as it was before [`UserView`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeView {
+    /// The caller, flattened: `id`, `username`, `roles` and `permissions` sit beside the
+    /// session fields.
     #[serde(flatten)]
     pub user: UserView,
+    /// The login session the access token belongs to: the `{sid}` that
+    /// `DELETE /api/auth/sessions/{sid}` ends.
     pub session_id: String,
+    /// When that session ends unless refreshed, Unix seconds: the earlier of its idle and
+    /// absolute expiries.
     pub session_expires_at: UnixTime,
 }
 
@@ -140,19 +172,26 @@ impl From<&Principal> for MeView {
 /// One login session in `GET /api/auth/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
+    /// The session's id, the `{sid}` of `DELETE /api/auth/sessions/{sid}`.
     pub id: String,
     /// The session the request's access token belongs to.
     pub current: bool,
+    /// Login time, Unix seconds.
     pub created_at: UnixTime,
+    /// Time of the last refresh (the login, before the first one), Unix seconds.
     pub last_seen: UnixTime,
     /// When it ends unless refreshed: the earlier of the idle and absolute expiries.
     pub expires_at: UnixTime,
+    /// The hard end, Unix seconds, fixed at login: refreshing never moves it.
     pub absolute_expiry: UnixTime,
+    /// The client's address at login; `null` when it was unknown.
     pub ip: Option<String>,
+    /// The `User-Agent` at login, cut to 512 bytes; `null` when none was sent.
     pub user_agent: Option<String>,
 }
 
 impl SessionView {
+    /// The view of `s`; `current` when it is the session `current_sid`.
     pub fn new(s: Session, current_sid: &str) -> Self {
         Self {
             current: s.sid == current_sid,
@@ -170,7 +209,10 @@ impl SessionView {
 /// One page of `GET /api/auth/sessions`; `next_cursor` is `null` on the last page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionPage {
+    /// Oldest first (by absolute expiry). May hold fewer than `limit` even when more
+    /// follow.
     pub sessions: Vec<SessionView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -189,6 +231,7 @@ pub struct CookieSessionInfo {
 pub struct CookieSessionView {
     /// `null` for a cookie session no redauth login made.
     pub user: Option<UserView>,
+    /// The cookie session: the login session it is linked to and when it ends.
     pub session: CookieSessionInfo,
     /// The session's data, without redauth's own link.
     pub data: Value,
@@ -197,7 +240,10 @@ pub struct CookieSessionView {
 /// A login that sets a session cookie and issues no tokens (`REDAUTH_LOGIN_ISSUES=session`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CookieLoginResponse {
+    /// Who logged in.
     pub user: UserView,
+    /// The new cookie session: its login session and when it ends. The cookie itself is
+    /// in `Set-Cookie`.
     pub session: CookieSessionInfo,
 }
 
@@ -205,9 +251,14 @@ pub struct CookieLoginResponse {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// 3 to 64 letters, digits, `.`, `_`, `-` or `@`; unique up to case, Unicode form and
+    /// look-alike characters (else 409 `username_taken`).
     pub username: String,
+    /// An address like `name@example.com`, checked for shape only.
     pub email: String,
+    /// Held to the password policy (length, not a common password).
     pub password: String,
+    /// Names of existing roles to grant; none when absent.
     #[serde(default)]
     pub roles: Vec<String>,
 }
@@ -216,6 +267,8 @@ pub struct CreateUserRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetRolesRequest {
+    /// The user's complete new set of roles (an empty list removes them all); each must
+    /// be an existing role.
     pub roles: Vec<String>,
 }
 
@@ -223,6 +276,8 @@ pub struct SetRolesRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutRoleRequest {
+    /// The role's complete new set of permissions, each 1 to 64 of `a-z 0-9 _ : . -`.
+    /// Holders of a role with `redauth:admin` are administrators.
     pub permissions: Vec<String>,
 }
 
@@ -230,13 +285,21 @@ pub struct PutRoleRequest {
 /// the security version, an internal counter).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminUserView {
+    /// The user's id: stable, the `{id}` of the admin routes.
     pub id: String,
+    /// As typed at creation, not normalized.
     pub username: String,
+    /// As given at creation; never verified.
     pub email: String,
+    /// Names of the roles the user holds.
     pub roles: Vec<String>,
+    /// A disabled user cannot log in and has no live sessions.
     pub disabled: bool,
+    /// Unix seconds.
     pub created_at: UnixTime,
+    /// Unix seconds of the last change of any kind (roles, password, disabling…).
     pub updated_at: UnixTime,
+    /// Unix seconds of the last password change (creation counts).
     pub password_changed_at: UnixTime,
 }
 
@@ -258,37 +321,47 @@ impl From<User> for AdminUserView {
 /// `GET /api/admin/users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserList {
+    /// Every user, sorted by username; not paginated.
     pub users: Vec<AdminUserView>,
 }
 
 /// `GET /api/admin/roles`. (`PUT /api/admin/roles/{name}` answers with the [`Role`].)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleList {
+    /// Every role, sorted by name.
     pub roles: Vec<Role>,
 }
 
 /// `GET /healthz`: the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
+    /// Always `"ok"`: that the process answers at all is the signal.
     pub status: HealthStatus,
 }
 
+/// The one `status` of `GET /healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
+    /// `"ok"`.
     Ok,
 }
 
 /// `GET /readyz` when the store answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {
+    /// Always `"ready"`; a store that does not answer is 503 `unavailable` instead.
     pub status: ReadyStatus,
+    /// Whether this node hears other nodes' revocations. `lost` is still ready, only
+    /// slower: every check reads the store.
     pub revocation_feed: FeedStatus,
 }
 
+/// The one `status` of a 200 from `GET /readyz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadyStatus {
+    /// `"ready"`.
     Ready,
 }
 

@@ -55,9 +55,14 @@ error_codes! {
     InvalidRequest => BAD_REQUEST, "invalid_request";
     /// Wrong username or password (or a disabled account: the same answer).
     InvalidCredentials => UNAUTHORIZED, "invalid_credentials";
+    /// No `Authorization: Bearer` token.
     MissingToken => UNAUTHORIZED, "missing_token";
+    /// A forged, malformed or revoked access token (its session has ended).
     InvalidToken => UNAUTHORIZED, "invalid_token";
+    /// An expired access token: refresh it and retry.
     TokenExpired => UNAUTHORIZED, "token_expired";
+    /// An unknown, expired or malformed refresh token, or a just-rotated one presented
+    /// by another client.
     InvalidRefreshToken => UNAUTHORIZED, "invalid_refresh_token";
     /// An already-rotated refresh token came back: the session has been revoked.
     RefreshTokenReused => UNAUTHORIZED, "refresh_token_reused";
@@ -70,15 +75,21 @@ error_codes! {
     Forbidden => FORBIDDEN, "forbidden";
     /// A cross-site request with cookies from an origin not allowed.
     CsrfRejected => FORBIDDEN, "csrf_rejected";
+    /// No such user, session, role or endpoint (or cookie sessions are off).
     NotFound => NOT_FOUND, "not_found";
+    /// The endpoint exists, not with this method.
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed";
+    /// The username, or one that normalizes or looks the same, is taken.
     UsernameTaken => CONFLICT, "username_taken";
     /// The change would leave no enabled administrator.
     LastAdmin => CONFLICT, "last_admin";
+    /// A body over [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large";
+    /// A body that is not `Content-Type: application/json`.
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type";
     /// Too many attempts; `Retry-After` says when to try again.
     RateLimited => TOO_MANY_REQUESTS, "rate_limited";
+    /// Request headers over [`MAX_HEADER_BYTES`](crate::MAX_HEADER_BYTES) in total.
     RequestHeaderFieldsTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "request_header_fields_too_large";
     /// Corrupt stored data or a failure of redauth itself; the cause is in the log.
     Internal => INTERNAL_SERVER_ERROR, "internal";
@@ -134,13 +145,17 @@ impl<'de> serde::Deserialize<'de> for ErrorCode {
 /// for 429 and some 503s, a `Retry-After`.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The code; it fixes the status.
     pub code: ErrorCode,
+    /// The body's `message`, for people. Keep secrets and values the client sent out of
+    /// it: it goes back verbatim.
     pub message: Cow<'static, str>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
+    /// An error with `code` (and so its status) and `message`, without `Retry-After`.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
@@ -149,10 +164,12 @@ impl ApiError {
         }
     }
 
+    /// 400 `invalid_request` with `message`.
     pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, message)
     }
 
+    /// The status, fixed by the code.
     pub fn status(&self) -> StatusCode {
         self.code.status()
     }
@@ -311,11 +328,13 @@ pub fn redact_values(message: &str) -> String {
     out
 }
 
-pub async fn not_found() -> ApiError {
+/// The router's fallback: 404 `not_found` for a path no route matches.
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
-pub async fn method_not_allowed() -> ApiError {
+/// 405 `method_not_allowed` for a route that exists with other methods.
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         ErrorCode::MethodNotAllowed,
         "method not allowed on this endpoint",

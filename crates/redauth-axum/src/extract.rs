@@ -93,7 +93,8 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
-pub fn unsupported_media_type() -> ApiError {
+/// 415 for a body that is not `Content-Type: application/json`.
+pub(crate) fn unsupported_media_type() -> ApiError {
     ApiError::new(
         ErrorCode::UnsupportedMediaType,
         "expected Content-Type: application/json",

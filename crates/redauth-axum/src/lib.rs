@@ -107,7 +107,7 @@
 //! [`axum::extract::ConnectInfo`] (the client address for per-IP rate limits) unless
 //! [`HttpConfig::client_ip_header`] names a header your proxy sets.
 
-// TODO(issue 12, item 6): #![deny(missing_docs)] once the handlers settle.
+#![deny(missing_docs)]
 
 pub mod admin;
 pub mod auth;
@@ -145,8 +145,15 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// hundreds of KiB). A real request with a token and cookies is well under 8 KiB.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// HTTP settings of the API: cookie names and `Secure`, where the client address comes
+/// from, the origins allowed to call with credentials, HSTS. The `Default` is for HTTPS
+/// without a proxy; [`HttpConfig::plain_http`] for local development.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// Name of the refresh-token cookie (`REDAUTH_REFRESH_COOKIE_NAME`, else
+    /// [`Self::default_refresh_cookie_name`]). A `__Secure-` name needs `cookie_secure`;
+    /// a `__Host-` one cannot work, since browsers want `Path=/` for it and this cookie
+    /// has [`REFRESH_COOKIE_PATH`].
     pub refresh_cookie_name: String,
     /// `Secure` on cookies. Only ever off for plain-http local development.
     pub cookie_secure: bool,
@@ -219,7 +226,9 @@ impl Default for HttpConfig {
 /// state).
 #[derive(Clone)]
 pub struct Redauth {
+    /// The auth service every handler and extractor calls.
     pub service: Arc<AuthService>,
+    /// The HTTP settings, shared by every clone.
     pub http: Arc<HttpConfig>,
     /// `None` when cookie sessions are off.
     pub cookie_sessions: Option<Arc<cookie::CookieSessions>>,

@@ -52,12 +52,20 @@ use crate::error::{ApiError, ErrorCode};
 /// Limits on connections. The defaults here are the configuration's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
+    /// How long a request head may take to arrive whole, counted from the connection's
+    /// opening or the first byte of a request (`REDAUTH_HEADER_READ_TIMEOUT_SECS`).
     pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may go without starting a request before it is
+    /// closed (`REDAUTH_IDLE_TIMEOUT_SECS`).
     pub idle_timeout: Duration,
     /// Longest a request may take to be answered. A login queues for a hashing slot
     /// first, so this stays well above a hash's duration times the queue it may wait in.
     pub request_timeout: Duration,
+    /// Open connections at most; past it a new one is accepted and closed at once
+    /// (`REDAUTH_MAX_CONNECTIONS`). Each is a file descriptor.
     pub max_connections: usize,
+    /// How long shutdown waits for open connections to finish their request before it
+    /// drops them (`REDAUTH_SHUTDOWN_TIMEOUT_SECS`).
     pub shutdown_timeout: Duration,
 }
 

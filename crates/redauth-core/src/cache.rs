@@ -83,6 +83,11 @@ pub const DEFAULT_MAX_AGE_SECS: i64 = 60;
 /// hot path rarely misses.
 pub const DEFAULT_CAPACITY: u64 = 100_000;
 
+/// The principal cache of one process: principals of live login sessions, keyed by
+/// session id, shared by every clone. The rules it keeps (expiry, maximum age, load
+/// tickets, distrust while the feed is lost) are in the module documentation. An
+/// [`AuthService`](crate::AuthService) builds and owns one; embedders observe it through
+/// [`AuthService::cache_status`](crate::AuthService::cache_status).
 #[derive(Clone)]
 pub struct SessionCache {
     entries: Arc<Bounded<Principal>>,
@@ -203,6 +208,8 @@ impl SessionCache {
         self.gate.trusted()
     }
 
+    /// A snapshot for `/readyz`, metrics and tests: what
+    /// [`AuthService::cache_status`](crate::AuthService::cache_status) returns.
     pub fn status(&self) -> CacheStatus {
         CacheStatus {
             trusted: self.is_trusted(),
@@ -337,6 +344,7 @@ impl SessionCache {
         self.entries.len()
     }
 
+    /// True when [`Self::len`] is 0 (an expired entry still counts until it is evicted).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -8,6 +8,8 @@ pub type UnixTime = i64;
 
 /// The source of "now" for all core logic.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time in whole seconds since the Unix epoch: what every expiry in the
+    /// core is compared with.
     fn now(&self) -> UnixTime;
 }
 
@@ -31,10 +33,13 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicI64);
 
 impl ManualClock {
+    /// A clock at the real current time, standing still there until [`Self::advance`].
     pub fn starting_now() -> Self {
         Self(AtomicI64::new(SystemClock.now()))
     }
 
+    /// Moves the clock `seconds` forward (backward if negative, for clock-skew tests),
+    /// for every holder of this clock at once.
     pub fn advance(&self, seconds: i64) {
         self.0.fetch_add(seconds, Ordering::SeqCst);
     }

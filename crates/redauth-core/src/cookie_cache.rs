@@ -80,6 +80,7 @@ impl std::fmt::Debug for CookieSessionCache {
 /// A cookie session as last read from the store, trusted until `fresh_until`.
 #[derive(Debug, Clone)]
 pub struct CachedCookieSession {
+    /// The session as read from the store (its data with the link).
     pub session: CookieSession,
     /// The earlier of the session's expiry and the end of the cache window.
     pub fresh_until: UnixTime,
@@ -98,7 +99,10 @@ struct LoginSessionKey {
 /// it links to (`None` for a cookie session no login made).
 #[derive(Debug, Clone)]
 pub struct CookieCacheHit {
+    /// The cached cookie session.
     pub entry: Arc<CachedCookieSession>,
+    /// The cached principal of the login session it links to; `None` only for a cookie
+    /// session without a link.
     pub principal: Option<Arc<Principal>>,
 }
 
@@ -230,6 +234,7 @@ impl CookieSessionCache {
         self.inner.sessions.len()
     }
 
+    /// True when no cookie session is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

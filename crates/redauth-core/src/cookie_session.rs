@@ -44,6 +44,7 @@ use crate::ids::{is_valid_id, random_id};
 /// Everything a cookie-session operation can fail with.
 #[derive(Debug, Error)]
 pub enum CookieSessionError {
+    /// No cookie was presented, or an empty one (401 `missing_session` over HTTP).
     #[error("no session cookie was presented")]
     Missing,
     /// Malformed, forged, or issued under another secret or format.
@@ -52,13 +53,19 @@ pub enum CookieSessionError {
     /// A well-formed cookie whose session does not exist (ended, expired, never did).
     #[error("the session has ended or never existed")]
     NotFound,
+    /// The data could not be serialized; the serializer's reason (400 `invalid_request`
+    /// for login's `session_data`).
     #[error("session data cannot be serialized: {0}")]
     Encode(String),
     /// Stored data the serializer cannot read: written by something else, or corrupt.
     #[error("stored session data cannot be read: {0}")]
     Decode(String),
+    /// Rendering the `Set-Cookie` failed: the settings or the OS RNG, never the client's
+    /// input (500).
     #[error(transparent)]
     Cookie(CookieError),
+    /// The store failed (503, or 500 for data that does not decode) or refused a value
+    /// (400).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// From the login and principal checks of the server glue.
@@ -78,7 +85,11 @@ impl From<CookieError> for CookieSessionError {
 /// Turns session data into the string a store keeps, and back. JSON by default; the
 /// compat layout needs whatever serializer the SvelteKit app passes to the library.
 pub trait CookieSessionSerializer: Send + Sync + 'static {
+    /// The string to store for `data`; `Err` holds a reason, reported as
+    /// [`CookieSessionError::Encode`].
     fn serialize(&self, data: &Value) -> Result<String, String>;
+    /// The data back from a stored string (written by redauth or by the SvelteKit app);
+    /// `Err` holds a reason, reported as [`CookieSessionError::Decode`].
     fn deserialize(&self, stored: &str) -> Result<Value, String>;
 }
 
@@ -156,6 +167,8 @@ pub struct CookieSessionOptions {
     /// `renew_before_secs` left pushes the expiry to a full `ttl_secs` again and
     /// re-sets the cookie.
     pub renew_before_expire: bool,
+    /// With `renew_before_expire`: a read renews the session once fewer than this many
+    /// seconds are left (`renewBeforeSeconds`).
     pub renew_before_secs: i64,
     /// Where the user id sits in the data (a JSON pointer such as `/userId`), for
     /// layouts that store none beside it (compat). Native sessions carry their own.
@@ -182,9 +195,15 @@ pub struct CookieSession {
     /// The store key's id. A bearer credential when cookies are unsigned: keep it out
     /// of logs (`Debug` shows four characters).
     pub id: String,
+    /// The owner: stored beside the data, or read from the data at
+    /// [`CookieSessionOptions::user_id_pointer`]; `None` for an anonymous session.
     pub user_id: Option<String>,
+    /// The application's data, decoded. A session made by a redauth login also holds its
+    /// link to the login session here, under [`LINK_KEY`](crate::cookie_store::LINK_KEY).
     pub data: Value,
+    /// Unix seconds; `None` where the layout does not record it (compat).
     pub created_at: Option<UnixTime>,
+    /// Unix seconds; `None` for a session without an expiry (`use_ttl` off).
     pub expires_at: Option<UnixTime>,
 }
 
@@ -202,17 +221,25 @@ impl std::fmt::Debug for CookieSession {
 /// A session and the `Set-Cookie` value that hands it to the browser.
 #[derive(Debug, Clone)]
 pub struct IssuedCookieSession {
+    /// The session as now stored.
     pub session: CookieSession,
+    /// The `Set-Cookie` header value to send. The session only works once the browser
+    /// holds it.
     pub set_cookie: String,
 }
 
 /// A session read from a cookie; `set_cookie` is `Some` when it was renewed.
 #[derive(Debug, Clone)]
 pub struct LoadedCookieSession {
+    /// The session, with its new expiry if it was renewed.
     pub session: CookieSession,
+    /// The `Set-Cookie` to send when the session was renewed; `None`: the browser's
+    /// cookie is still right.
     pub set_cookie: Option<String>,
 }
 
+/// Issues, reads, renews, rotates and ends cookie sessions: one cookie format, one store,
+/// one set of options. Share it behind an `Arc`; the module documentation has an example.
 pub struct CookieSessionManager {
     store: Arc<dyn CookieSessionStore>,
     format: CookieFormat,
@@ -275,14 +302,17 @@ impl CookieSessionManager {
         self
     }
 
+    /// The options it was built with.
     pub fn options(&self) -> &CookieSessionOptions {
         &self.options
     }
 
+    /// The name of the session cookie, to find it in a request's `Cookie` header.
     pub fn cookie_name(&self) -> &str {
         &self.options.cookie.name
     }
 
+    /// Now by the manager's clock, which judges its expiries.
     pub fn now(&self) -> UnixTime {
         self.clock.now()
     }
@@ -421,6 +451,8 @@ impl CookieSessionManager {
         self.update_data_by_id(&id, data).await
     }
 
+    /// [`Self::update_data`] for an id already taken from a cookie
+    /// ([`Self::validate_cookie`]). `NotFound` when the session is not live.
     pub async fn update_data_by_id(
         &self,
         id: &str,

@@ -30,6 +30,9 @@ use crate::store::PrincipalRecord;
 /// A cookie session as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredCookieSession {
+    /// The id in the cookie and in the store key: a [`random_id`](crate::ids::random_id)
+    /// (native) or 36 letters and digits (compat). A bearer credential when cookies are
+    /// unsigned.
     pub id: String,
     /// The user the session belongs to (the key of the per-user index), if any.
     pub user_id: Option<String>,
@@ -59,6 +62,8 @@ pub fn redacted(id: &str) -> String {
 }
 
 impl StoredCookieSession {
+    /// Whether the session is live at `now` by its recorded expiry; always, without one
+    /// (the compat layout relies on the key's TTL instead).
     pub fn is_live(&self, now: UnixTime) -> bool {
         self.expires_at.is_none_or(|e| now < e)
     }
@@ -71,6 +76,7 @@ pub struct LinkedPrincipal {
     /// The ids the backend found in the data (see [`link_ids`]); the caller checks them
     /// against the link it decodes itself before trusting `record`.
     pub user_id: String,
+    /// The login session's id, as found in the data.
     pub session_id: String,
     /// What [`crate::Store::load_principal`] would have returned for these ids at the
     /// same `now`: `None` if the login session is unknown, dead or its user is gone.
@@ -87,11 +93,16 @@ pub const LINK_KEY: &str = "redauth";
 /// as of its last check: what the cookie session's data holds under [`LINK_KEY`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CookieSessionLink {
+    /// The redauth user the login session belongs to.
     pub user_id: String,
     /// The login session (`sid`) whose revocation ends this cookie session.
     pub session_id: String,
+    /// The user's name at the last check, for an app that reads the session directly.
     pub username: String,
+    /// The roles the user held at the last check. Between checks redauth only ever
+    /// narrows them (a lost role disappears at once), never widens them.
     pub roles: Vec<String>,
+    /// What those roles granted at the last check; narrowed like `roles`.
     pub permissions: Vec<String>,
 }
 
@@ -138,7 +149,9 @@ pub enum CookieSessionLayout {
     /// Exactly `@ethercorps/sveltekit-redis-session` 1.x: `<session_prefix>:<id>` holds
     /// the serialized data, `<user_sessions_prefix>:<user id>` is a set of bare ids.
     Compat {
+        /// Prefix of the session keys (the library's `sessionPrefix`).
         session_prefix: String,
+        /// Prefix of the per-user index keys (the library's `userSessionsPrefix`).
         user_sessions_prefix: String,
     },
 }

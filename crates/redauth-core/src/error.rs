@@ -22,11 +22,16 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{field}: {reason}")]
 pub struct ValidationError {
+    /// The field's name on the wire (`username`, `password`, `limit`…), shown to the
+    /// client.
     pub field: &'static str,
+    /// What is wrong, phrased to follow the field name (`must be 3 to 64 characters`).
     pub reason: &'static str,
 }
 
 impl ValidationError {
+    /// Both parts are `'static`, so no client input can reach an error message through
+    /// them.
     pub fn new(field: &'static str, reason: &'static str) -> Self {
         Self { field, reason }
     }
@@ -41,24 +46,31 @@ pub enum StoreError {
     /// tells an operator which).
     #[error("storage unavailable: {message}")]
     Unavailable {
+        /// What redauth was doing.
         message: Cow<'static, str>,
+        /// Why it failed: the backend's own error, for the log.
         #[source]
         source: Option<BoxError>,
     },
+    /// A create found the normalized username (or a look-alike) already claimed.
     #[error("username is already taken")]
     UsernameTaken,
+    /// The record to change or delete does not exist.
     #[error("not found")]
     NotFound,
     /// A compare-and-set write found a newer version than the one it was based on:
     /// someone else wrote in between, and nothing was written.
     #[error("the record changed since it was read")]
     Conflict,
+    /// The store refused to write a value that fails validation.
     #[error("invalid data: {0}")]
     Invalid(#[from] ValidationError),
     /// Stored data that does not decode: a bug or tampering, never user input.
     #[error("corrupt stored data: {message}")]
     Corrupt {
+        /// Which data could not be decoded.
         message: Cow<'static, str>,
+        /// The decoder's error, for the log.
         #[source]
         source: Option<BoxError>,
     },
@@ -155,33 +167,51 @@ impl fmt::Debug for Chain<'_> {
 /// Everything the auth service can refuse or fail with.
 #[derive(Debug, Error)]
 pub enum AuthError {
+    /// Input that fails validation (400 `invalid_request`, naming the field).
     #[error("invalid request: {0}")]
     InvalidRequest(#[from] ValidationError),
+    /// Wrong username or password, a disabled account, or a password over the length
+    /// limit: one answer for all (401).
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// No Bearer token was presented (401).
     #[error("no access token was presented")]
     MissingToken,
+    /// An access token that is forged, malformed, for another issuer or audience, or
+    /// whose session has ended (401).
     #[error("the access token is invalid")]
     InvalidToken,
+    /// A correctly signed access token past its `exp` (plus the leeway): the client
+    /// should refresh (401).
     #[error("the access token has expired")]
     TokenExpired,
+    /// A refresh token that is malformed, unknown or expired, or one just rotated
+    /// presented by another client within the grace window (401).
     #[error("the refresh token is invalid or expired")]
     InvalidRefreshToken,
     /// An already-rotated refresh token came back after its grace window: someone
     /// else may hold the token, so the whole session has been revoked.
     #[error("the refresh token was already used; the session has been revoked")]
     RefreshTokenReused,
+    /// Authenticated, without the permission (403).
     #[error("missing permission")]
     Forbidden,
+    /// No such user, session or endpoint (404); a malformed id is one too.
     #[error("not found")]
     NotFound,
+    /// The username, or one that normalizes or looks the same, belongs to another user
+    /// (409).
     #[error("username is already taken")]
     UsernameTaken,
     /// The change would leave no enabled user with the admin permission.
     #[error("refused: this would leave no administrator")]
     LastAdmin,
+    /// A brute-force budget is spent (429 with `Retry-After`).
     #[error("too many attempts; retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// Whole seconds, rounded up, until an attempt may be allowed again.
+        retry_after_secs: u64,
+    },
     /// Could not be done now, with no backend error behind it (a write that kept
     /// meeting concurrent writes). Maps to 503.
     #[error("storage unavailable")]
@@ -192,7 +222,13 @@ pub enum AuthError {
     Storage(StoreError),
     /// Too much work is queued (password checks): answered at once, without doing it.
     #[error("busy; retry in {retry_after_secs} s")]
-    Busy { retry_after_secs: u64 },
+    Busy {
+        /// Seconds for `Retry-After`: the queue's longest wait, or 1 when the client
+        /// already has its share of the queue.
+        retry_after_secs: u64,
+    },
+    /// A failure of redauth itself (the OS RNG, a poisoned lock, a failed task). The text
+    /// is for the log, never the client (500).
     #[error("internal error: {0}")]
     Internal(&'static str),
 }

@@ -13,6 +13,8 @@
 //! login session), [`cookie_session`] (the `CookieSessionManager`) and [`cookie_cache`]
 //! (their cache, which depends on the `SessionCache` of login sessions).
 
+#![deny(missing_docs)]
+
 pub mod cache;
 pub mod clock;
 pub mod cookie;

@@ -11,24 +11,43 @@ use crate::clock::UnixTime;
 use crate::error::ValidationError;
 use crate::ids::is_valid_id;
 
+/// A user's id: a [`random_id`](crate::ids::random_id), 22 base64url characters, assigned
+/// at creation, never changed and never reused. In Redis it is also the hash tag
+/// (`{u:<id>}`) of every key of the user, so per-user scripts touch one slot.
 pub type UserId = String;
+/// A login session's id (`sid`): a [`random_id`](crate::ids::random_id), named by both of
+/// the session's tokens.
 pub type SessionId = String;
 
 /// The permission that guards every admin endpoint.
 pub const ADMIN_PERMISSION: &str = "redauth:admin";
 
+/// A user account as stored. `Debug` leaves out the password hash.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// Assigned at creation ([`UserId`]); names the user in tokens (`sub`) and storage
+    /// keys.
     pub id: UserId,
     /// Display form as entered; uniqueness is on [`normalize_username`] of it.
     pub username: String,
+    /// Checked for shape only ([`validate_email`]), neither verified nor unique: redauth
+    /// sends no mail and never looks a user up by it.
     pub email: String,
     /// PHC string (`$argon2id$…`) or an imported bcrypt hash (`$2b$…`).
     pub password_hash: String,
+    /// Names of roles held, no repeats. Each existed when it was granted; what it permits
+    /// is read from the [`Role`] definitions at every check, so a role change applies at
+    /// once.
     pub roles: Vec<String>,
+    /// A disabled user cannot log in (the same answer as a wrong password) and has no
+    /// live sessions: disabling ends them all.
     pub disabled: bool,
+    /// Unix seconds.
     pub created_at: UnixTime,
+    /// Unix seconds of the last write of any kind; never before `created_at`.
     pub updated_at: UnixTime,
+    /// Unix seconds of the last password change (creation counts). Upgrading an imported
+    /// bcrypt hash at login does not move it.
     pub password_changed_at: UnixTime,
     /// Incremented by every write of the user (password, roles, disable, logout
     /// everywhere…), in the same atomic step as the write. Writes are compare-and-set
@@ -76,6 +95,9 @@ pub fn username_skeleton(username: &str) -> String {
 }
 
 impl User {
+    /// Checks every field a store relies on: the id's shape, the username and email
+    /// rules, a hash of a known scheme, role names without repeats, `updated_at` not
+    /// before `created_at`. The error names the first field that fails.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if !is_valid_id(&self.id) {
             return Err(ValidationError::new("id", "must be a redauth id"));
@@ -168,13 +190,20 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), ValidationEr
     }
 }
 
+/// A named set of permissions. Users hold roles, never permissions directly, so changing
+/// a role changes the rights of every holder at once (every cached principal is dropped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
+    /// The role's identity and what [`User::roles`] lists: 1 to 64 of `a-z 0-9 _ : . -`
+    /// ([`validate_name`]).
     pub name: String,
+    /// What holding the role grants, same character rules: the names guards check, such
+    /// as [`ADMIN_PERMISSION`].
     pub permissions: Vec<String>,
 }
 
 impl Role {
+    /// Checks the name and every permission with [`validate_name`].
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_name("name", &self.name)?;
         for p in &self.permissions {
@@ -188,16 +217,25 @@ impl Role {
 /// Revoking it revokes all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The session's id; with `user_id`, what both of its tokens name.
     pub sid: SessionId,
+    /// The owner. A session is only ever looked up under its owner's id, so a token
+    /// naming one user with another user's session finds nothing.
     pub user_id: UserId,
+    /// Unix seconds of the login.
     pub created_at: UnixTime,
+    /// Unix seconds of the last refresh-token rotation (the login, until the first one).
+    /// Checking an access token does not touch it.
     pub last_seen: UnixTime,
     /// Hard end of the session, fixed at login.
     pub absolute_expiry: UnixTime,
     /// End of the session if it is not refreshed; each refresh pushes it forward
     /// (never past `absolute_expiry`).
     pub idle_expiry: UnixTime,
+    /// The client's address at login, at most 64 bytes; `None` when it was unknown. Shown
+    /// in the user's session list.
     pub ip: Option<String>,
+    /// The `User-Agent` at login, cut to 512 bytes; `None` when the request had none.
     pub user_agent: Option<String>,
     /// How many times the refresh token has been rotated.
     pub refresh_generation: u64,
@@ -209,10 +247,13 @@ impl Session {
         self.absolute_expiry.min(self.idle_expiry)
     }
 
+    /// Whether `now` is before [`Self::expires_at`] (at that second the session is over).
     pub fn is_live(&self, now: UnixTime) -> bool {
         now < self.expires_at()
     }
 
+    /// Checks what a store relies on: well-formed ids, an idle expiry not past the
+    /// absolute one, and the client strings within their byte limits.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if !is_valid_id(&self.sid) {
             return Err(ValidationError::new("sid", "must be a redauth id"));
@@ -249,10 +290,17 @@ impl Session {
 /// set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The user's [`UserId`] (the `sub` of the access token).
     pub user_id: CompactString,
+    /// The username as the user typed it at creation, not normalized.
     pub username: CompactString,
+    /// The login session's [`SessionId`]: revoking it ends this principal on every node.
     pub session_id: CompactString,
+    /// When the login session ends unless refreshed ([`Session::expires_at`] at the
+    /// read). The cache refuses the entry from then on, and no access token outlives it.
     pub session_expires_at: UnixTime,
+    /// Roles and permissions, interned by the cache; read them through [`Self::roles`]
+    /// and [`Self::permissions`].
     pub access: Arc<Access>,
 }
 
@@ -260,11 +308,15 @@ pub struct Principal {
 /// distinct ones, so the session cache interns them: equal sets share one `Arc`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Access {
+    /// The role names the user holds, in the user's order.
     pub roles: Vec<String>,
+    /// The union of what those roles grant (roles without a definition grant nothing).
     pub permissions: BTreeSet<String>,
 }
 
 impl Principal {
+    /// Assembles the principal from one store read. Only the `roles` the user holds
+    /// count, so a caller may pass every role definition.
     pub fn from_parts(session: &Session, user: &User, roles: &[Role]) -> Self {
         let permissions = roles
             .iter()
@@ -283,14 +335,17 @@ impl Principal {
         }
     }
 
+    /// The role names the user held when the principal was read.
     pub fn roles(&self) -> &[String] {
         &self.access.roles
     }
 
+    /// Everything those roles granted when the principal was read.
     pub fn permissions(&self) -> &BTreeSet<String> {
         &self.access.permissions
     }
 
+    /// Whether one of the user's roles grants `permission` (exact name, no wildcards).
     pub fn has_permission(&self, permission: &str) -> bool {
         self.access.permissions.contains(permission)
     }

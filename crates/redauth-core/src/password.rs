@@ -17,8 +17,13 @@ use crate::model::is_bcrypt_hash;
 /// Argon2id cost. Defaults are OWASP's first recommendation (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Argon2Params {
+    /// Memory per hash in KiB (Argon2's `m`). Every parameter is recorded in the hash it
+    /// makes, so stored hashes keep the cost they were made with until the password
+    /// changes.
     pub memory_kib: u32,
+    /// Passes over that memory (`t`).
     pub iterations: u32,
+    /// Lanes (`p`).
     pub parallelism: u32,
 }
 
@@ -39,7 +44,11 @@ impl Default for Argon2Params {
 /// `Retry-After`, without hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashQueue {
+    /// Checks that may wait for a hashing slot at once; one more is answered 503
+    /// `unavailable` at once, without hashing.
     pub max_waiting: usize,
+    /// Longest a check waits for a slot before it gets 503, with this (in whole seconds,
+    /// at least 1) as `Retry-After`.
     pub max_wait: Duration,
     /// Password checks one client may have queued or running at once. Without it one
     /// client's burst (its per-client rate budget allows 50) fills the queue and every
@@ -71,7 +80,12 @@ pub fn default_hash_concurrency() -> usize {
 /// and nothing is silently truncated (bcrypt's 72-byte cut never applies to new hashes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordPolicy {
+    /// Fewest characters (Unicode scalar values) a new password may have. Only new
+    /// passwords are held to it: a login is never refused because a stored password is
+    /// shorter.
     pub min_chars: usize,
+    /// Most characters a password may have. A longer one at login fails like a wrong one,
+    /// before any hashing, so an enormous password costs nothing to refuse.
     pub max_chars: usize,
 }
 
@@ -85,6 +99,9 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// Whether `password` may become a new password: within the length limits and not a
+    /// common password ([`is_common_password`]). The error (field `password`) is what a
+    /// 400 shows.
     pub fn check(&self, password: &str) -> Result<(), ValidationError> {
         let n = password.chars().count();
         if n < self.min_chars {
@@ -128,13 +145,19 @@ pub fn is_common_password(password: &str) -> bool {
 /// Result of checking a password against a stored hash.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verified {
+    /// Wrong, or no such user (checked against the dummy hash, taking as long).
     No,
+    /// Right, and the stored hash is current.
     Yes,
     /// Correct, and the stored hash should be replaced by this Argon2id hash
     /// (it was bcrypt).
     YesRehashed(String),
 }
 
+/// Hashes and verifies passwords on the blocking thread pool, a bounded number at once,
+/// behind a bounded queue that is fair between clients ([`HashQueue`]). A check for an
+/// unknown user verifies a dummy hash, so its timing matches a known user's. Clones share
+/// the slots and the queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -184,6 +207,9 @@ impl PasswordHasher {
         })
     }
 
+    /// A new Argon2id PHC string for `password`, under the slot and queue rules of
+    /// [`Self::verify`] (`Busy` when the queue is full). The caller checks the
+    /// [`PasswordPolicy`] first.
     pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
         let params = self.params.clone();
         let password = password.as_bytes().to_vec();

@@ -13,13 +13,19 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 
+/// One limit: `burst` attempts at once from a drained key, then one more every
+/// `interval_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Attempts allowed at once from a drained key (0 counts as 1).
     pub burst: u32,
+    /// Seconds to earn back one attempt (0 counts as 1).
     pub interval_secs: u32,
 }
 
 impl RateLimit {
+    /// The refill interval in milliseconds, the unit of stored arrival times (what the
+    /// Redis script is given).
     pub fn interval_ms(&self) -> i64 {
         i64::from(self.interval_secs.max(1)) * 1000
     }
@@ -57,14 +63,24 @@ impl RateLimit {
 /// One unit to charge (or refund) under `limit` to `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
+    /// The key, such as `login-ip:<network>`; the Redis limiter stores it under
+    /// `<prefix>rl:<key>`.
     pub key: String,
+    /// The limit the key is held to.
     pub limit: RateLimit,
 }
 
+/// A limiter's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// Charged (or, for a look with cost 0, would be).
     Allowed,
-    Limited { retry_after_secs: u64 },
+    /// Refused, and nothing charged.
+    Limited {
+        /// Whole seconds, rounded up, until one attempt would be allowed: what
+        /// `Retry-After` carries.
+        retry_after_secs: u64,
+    },
 }
 
 impl Decision {
@@ -81,6 +97,10 @@ impl Decision {
     }
 }
 
+/// Where the GCRA state lives: Redis for every node at once, or process memory
+/// ([`MemoryRateLimiter`]); the store provides the one that fits it
+/// ([`crate::Store::rate_limiter`]). Times are Unix milliseconds from the caller's clock,
+/// so tests move them with a [`crate::ManualClock`].
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// Charges `cost` (0 = only look) to `key` under `limit` at `now_ms`.

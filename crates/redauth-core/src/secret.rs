@@ -9,14 +9,20 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value` as is. No length rule here: the users of a secret check their own
+    /// (32 bytes for token keys, [`crate::token::MIN_SECRET_BYTES`]).
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The secret itself: the one way to the bytes, so every use is easy to find with
+    /// grep. Never log what it returns.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// True for an unset secret (the `Default`), so configuration can tell "not given"
+    /// apart without exposing the value.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -83,6 +83,7 @@ impl Default for BruteForceLimits {
     }
 }
 
+/// Lifetimes of login sessions and the reuse rules of their refresh tokens.
 #[derive(Debug, Clone)]
 pub struct SessionPolicy {
     /// Absolute session lifetime, fixed at login (the refresh token's hard limit).
@@ -121,28 +122,50 @@ impl Default for SessionPolicy {
 /// Where a request came from, recorded on the session it creates.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
+    /// The client's address (after a trusted proxy header, if configured): it keys the
+    /// per-client brute-force limits and the refresh-token client binding, and is
+    /// recorded on a new session. `None` (an embedder calling without one) turns off the
+    /// per-address limits and the hash queue's per-client share, and counts failed
+    /// passwords per account as if from one client.
     pub ip: Option<String>,
+    /// The `User-Agent`: recorded on a new session and part of the refresh-token client
+    /// binding.
     pub user_agent: Option<String>,
 }
 
 /// What login and refresh hand back to the client.
 #[derive(Debug)]
 pub struct IssuedTokens {
+    /// The signed JWT, for `Authorization: Bearer`.
     pub access_token: String,
+    /// Seconds until the access token expires: the configured lifetime, or less when the
+    /// session ends sooner.
     pub expires_in: i64,
+    /// The token for the next refresh; the one presented (if any) is now spent, up to the
+    /// reuse rules ([`crate::store::RotateOutcome`]).
     pub refresh_token: RefreshToken,
+    /// Who the tokens are for, as this node now caches it.
     pub principal: Arc<Principal>,
 }
 
 /// Input for creating a user (admin API and CLI).
 #[derive(Debug, Clone)]
 pub struct NewUser {
+    /// 3 to 64 characters ([`validate_username`]); unique up to case, Unicode form and
+    /// look-alike characters.
     pub username: String,
+    /// Checked for shape only ([`validate_email`]).
     pub email: String,
+    /// Plain text, held to the [`PasswordPolicy`]; only its Argon2id hash is kept.
     pub password: String,
+    /// Names of defined roles (an unknown one is refused); repeats are dropped.
     pub roles: Vec<String>,
 }
 
+/// redauth's operations over one [`Store`]: login, refresh, access-token checks, logout,
+/// session listing and account administration. Built with [`AuthService::builder`] and
+/// shared as an `Arc` by the HTTP layer and the CLI. Holds this process's principal
+/// cache, kept in step with other nodes through the store's revocation feed.
 pub struct AuthService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -168,6 +191,8 @@ mod builder;
 pub use builder::{AuthServiceBuilder, BuildError};
 
 impl AuthService {
+    /// Now by the service's clock, which judges every expiry here. Use it for anything
+    /// that must agree with them, such as a cookie's `Max-Age`.
     pub fn now(&self) -> crate::clock::UnixTime {
         self.clock.now()
     }
@@ -180,6 +205,7 @@ impl AuthService {
         &self.cache
     }
 
+    /// Whether the store answers (`/readyz`); the error is the one a request would get.
     pub async fn ready(&self) -> Result<(), AuthError> {
         Ok(self.store.ping().await?)
     }
@@ -738,6 +764,9 @@ impl AuthService {
 
     // ---- administration (admin API and CLI) ----
 
+    /// Creates an enabled user after checking the username, the email, the password
+    /// policy and that every role exists. `UsernameTaken` when the name, or one that
+    /// normalizes or looks the same, is taken.
     pub async fn create_user(&self, new: NewUser) -> Result<User, AuthError> {
         validate_username(&new.username)?;
         validate_email(&new.email)?;
@@ -761,6 +790,8 @@ impl AuthService {
         Ok(user)
     }
 
+    /// The user with this username, in any case or Unicode form (it is normalized first);
+    /// `NotFound` otherwise, also for a name that could never be valid.
     pub async fn find_user(&self, username: &str) -> Result<User, AuthError> {
         validate_username(username)?;
         self.store
@@ -769,6 +800,7 @@ impl AuthService {
             .ok_or(AuthError::NotFound)
     }
 
+    /// The user with this id; `NotFound` for an unknown or malformed id.
     pub async fn get_user(&self, id: &str) -> Result<User, AuthError> {
         if !crate::ids::is_valid_id(id) {
             return Err(AuthError::NotFound);
@@ -776,6 +808,7 @@ impl AuthService {
         self.store.get_user(id).await?.ok_or(AuthError::NotFound)
     }
 
+    /// Every user, sorted by username. Reads them all: for the admin API and the CLI.
     pub async fn list_users(&self) -> Result<Vec<User>, AuthError> {
         let mut users = self.store.list_users().await?;
         users.sort_by(|a, b| a.username.cmp(&b.username));
@@ -853,6 +886,8 @@ impl AuthService {
         Ok(count_admins(&users, &roles) == 0)
     }
 
+    /// Sets a user's password without the current one (admin API and CLI), held to the
+    /// password policy, and ends every session of the user in the same write.
     pub async fn admin_set_password(&self, user_id: &str, new: &str) -> Result<(), AuthError> {
         if !crate::ids::is_valid_id(user_id) {
             return Err(AuthError::NotFound);
@@ -860,6 +895,10 @@ impl AuthService {
         self.set_password(user_id, new, None, None).await
     }
 
+    /// Replaces the user's roles with `roles` (each must exist; repeats dropped).
+    /// `LastAdmin` if that would leave no enabled admin. The user's sessions go on with
+    /// the new rights: cached principals are dropped on every node, and linked cookie
+    /// sessions narrowed.
     pub async fn set_user_roles(
         &self,
         user_id: &str,
@@ -993,6 +1032,9 @@ impl AuthService {
         Ok(())
     }
 
+    /// Creates or replaces the role `role.name` (repeated permissions dropped). Every
+    /// node drops every cached principal, since any may hold the role; `LastAdmin` if the
+    /// change would leave no enabled admin.
     pub async fn put_role(&self, role: Role) -> Result<Role, AuthError> {
         let role = Role {
             name: role.name,
@@ -1028,6 +1070,7 @@ impl AuthService {
         Ok(role)
     }
 
+    /// Every role, sorted by name.
     pub async fn list_roles(&self) -> Result<Vec<Role>, AuthError> {
         let mut roles = self.store.list_roles().await?;
         roles.sort_by(|a, b| a.name.cmp(&b.name));

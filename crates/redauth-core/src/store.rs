@@ -14,22 +14,33 @@ use crate::token::refresh::TokenHash;
 /// Session + user + roles, read together in one round trip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalRecord {
+    /// The login session, live at the time of the read.
     pub session: Session,
+    /// Its owner, as stored: disabled or not, which the caller checks.
     pub user: User,
     /// Definitions of the roles the user holds (missing definitions are left out).
     pub roles: Vec<Role>,
 }
 
+/// Everything [`Store::rotate_refresh`] needs to rotate a refresh token in one atomic
+/// call.
 #[derive(Debug, Clone)]
 pub struct RotateRequest {
+    /// From the presented token; only this user's session is looked at.
     pub user_id: UserId,
+    /// From the presented token.
     pub session_id: SessionId,
+    /// HMAC of the presented token, compared with the session's current, previous and
+    /// older token hashes.
     pub presented: TokenHash,
+    /// HMAC of the token that becomes current on success. Deterministic (derived from the
+    /// presented token), so a legitimate replay is answered with the same successor.
     pub successor: TokenHash,
     /// Who is asking ([`crate::token::refresh::client_binding`]). A rotation records
     /// it; the previous token presented again gets the successor back only from the
     /// same client binding (two tabs of one browser, a retry after a lost reply).
     pub client_binding: String,
+    /// Unix seconds, from the service's clock.
     pub now: UnixTime,
     /// How long after a rotation the previous token, presented from *another* client
     /// binding, is refused without ending the session (it may be the same user behind
@@ -46,11 +57,15 @@ pub struct RotateRequest {
 /// One unit charged to a rate-limit key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateCharge {
+    /// The key charged, as in [`crate::rate_limit::Charge::key`].
     pub key: String,
+    /// The limit the key is held to.
     pub limit: crate::rate_limit::RateLimit,
+    /// Unix milliseconds from the service's clock (the limiter's unit).
     pub now_ms: i64,
 }
 
+/// What [`Store::rotate_refresh`] did with a presented refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     /// The presented token was current; its successor is now current.
@@ -71,13 +86,19 @@ pub enum RotateOutcome {
     /// token changes nothing, whatever ids it names).
     Invalid,
     /// The charge was refused: nothing was read or rotated.
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// Whole seconds, rounded up, until a refresh may be allowed again.
+        retry_after_secs: u64,
+    },
 }
 
 /// A message on the revocation feed: what every node must drop from its cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
+    /// One login session ended (logout, revocation, theft detection).
     Session(SessionId),
+    /// Something about the user changed (password, roles, disabled, deleted): drop every
+    /// principal of the user.
     User(UserId),
     /// Role definitions changed: every cached principal may hold stale permissions.
     All,
@@ -106,6 +127,7 @@ pub type InvalidationSink = Arc<dyn Fn(FeedEvent) + Send + Sync>;
 /// Which login sessions a user write ends, in the same atomic step as the write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndSessions<'a> {
+    /// End no session.
     None,
     /// Every session of the user except the one named, if any.
     AllBut(Option<&'a str>),
@@ -168,7 +190,9 @@ pub const MAX_SESSION_PAGE: usize = 100;
 /// repeat any other. Shown to clients as `<absolute expiry>.<sid>`, opaque to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCursor {
+    /// The absolute expiry of the last session of the previous page.
     pub absolute_expiry: UnixTime,
+    /// Its id, which orders sessions with the same expiry.
     pub sid: SessionId,
 }
 
@@ -241,13 +265,21 @@ pub trait Store: Send + Sync + 'static {
         user: &User,
         end: EndSessions<'_>,
     ) -> Result<UserUpdate, StoreError>;
+    /// The user with this id, or `None`.
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// The user whose normalized username ([`crate::model::normalize_username`]) is that
+    /// of `username`, so callers may pass any form; failing that, the user stored under
+    /// its lower-cased form (accounts made before NFKC normalization); else `None`.
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Every user. Administrative: it reads them all.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Deletes the user, its username claim and all its sessions.
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
 
+    /// Creates or replaces the role named `role.name`, and tells every node to drop its
+    /// cached principals ([`Invalidation::All`]).
     async fn put_role(&self, role: &Role) -> Result<(), StoreError>;
+    /// Every role definition, in no particular order.
     async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
 
     /// Stores a new session whose current refresh token hashes to `refresh`, adds it to

@@ -26,6 +26,8 @@ pub const COMPAT_ID_CHARS: usize = 36;
 const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890";
 const SIGNATURE_CHARS: usize = 44; // 32 bytes, padded standard base64
 
+/// Encodes, and strictly decodes, cookie values in the SvelteKit library's format, signed
+/// or not.
 #[derive(Clone)]
 pub struct CompatCodec {
     secret: Secret,
@@ -71,6 +73,8 @@ impl CompatCodec {
         Self { secret, signed }
     }
 
+    /// Whether values carry the HMAC (the library's `signed` option). Unsigned, the bare
+    /// id is the credential.
     pub fn signed(&self) -> bool {
         self.signed
     }

@@ -29,10 +29,15 @@ pub enum CookieError {
     /// tell a forged signature from a typo.
     #[error("the session cookie is malformed or its signature is wrong")]
     Invalid,
+    /// The rendered `Set-Cookie` would be this many bytes, over [`MAX_SET_COOKIE_BYTES`]:
+    /// a browser would drop it without a word.
     #[error("the Set-Cookie value would be {0} bytes; browsers only keep {MAX_SET_COOKIE_BYTES}")]
     TooLarge(usize),
+    /// Settings browsers would reject or that cannot work (the text says which), found
+    /// when the settings are made rather than at the first request.
     #[error("cookie settings: {0}")]
     Settings(&'static str),
+    /// The OS random number generator failed: no session id or nonce could be made.
     #[error("the OS random number generator failed")]
     Rng,
 }
@@ -42,8 +47,12 @@ pub enum CookieError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SameSite {
+    /// Sent only on same-site requests: a link followed from another site arrives without
+    /// it.
     #[default]
     Strict,
+    /// Also sent on top-level navigations from other sites with safe methods (following a
+    /// link), never on their POSTs, frames or fetches.
     Lax,
     /// Needs `Secure` (browsers drop `SameSite=None` cookies without it).
     None,
@@ -76,11 +85,19 @@ impl std::str::FromStr for SameSite {
 /// `SameSite`), so a compat cookie set by redauth is byte-for-byte the library's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieAttributes {
+    /// The cookie's name. A `__Host-` or `__Secure-` prefix brings the browser rules
+    /// [`Self::validate`] checks.
     pub name: String,
+    /// `Path`: the browser sends the cookie only under it. Starts with `/`.
     pub path: String,
+    /// `Domain`: `None` keeps the cookie to the exact host that set it (and is required
+    /// for `__Host-`); a domain shares it with every subdomain.
     pub domain: Option<String>,
+    /// `HttpOnly`: page scripts cannot read the cookie.
     pub http_only: bool,
+    /// `Secure`: sent over HTTPS only. Off only for plain-http development.
     pub secure: bool,
+    /// `SameSite`; see [`SameSite`].
     pub same_site: SameSite,
 }
 
@@ -193,6 +210,7 @@ impl CookieAttributes {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("the request carries two different {name} cookies")]
 pub struct DuplicateCookie {
+    /// The name of the cookie that came twice.
     pub name: String,
 }
 

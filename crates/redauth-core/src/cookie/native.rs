@@ -6,12 +6,13 @@
 //! | encrypted | `v1e.<base64url(nonce ‖ AES-256-GCM(enc key, nonce, id, aad = "redauth-cookie-session v1"))>` |
 //! | plain | `<id>` |
 //!
-//! The id is [`random_id`]: 128 bits from the OS RNG, 22 base64url characters. Both keys
-//! come from the secret through HKDF-SHA256 with distinct labels, so the secret is never
-//! used directly and the signing key never doubles as the encryption key. Parsing is
-//! strict: exact segment count, known version, canonical unpadded base64url (no trailing
-//! bits), and the MAC compared in constant time. Encryption also hides the id, so the
-//! ids that appear in logs and session listings cannot be matched to cookies.
+//! The id is [`random_id`](crate::ids::random_id): 128 bits from the OS RNG, 22
+//! base64url characters. Both keys come from the secret through HKDF-SHA256 with distinct
+//! labels, so the secret is never used directly and the signing key never doubles as the
+//! encryption key. Parsing is strict: exact segment count, known version, canonical
+//! unpadded base64url (no trailing bits), and the MAC compared in constant time.
+//! Encryption also hides the id, so the ids that appear in logs and session listings
+//! cannot be matched to cookies.
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, Payload};
@@ -41,7 +42,11 @@ pub enum NativeMode {
     /// The bare id. Still unguessable (128 bits), but any string of the right shape
     /// reaches the store; only for clients that cannot keep a longer cookie.
     Plain,
+    /// `v1.<id>.<mac>`: the id readable, a forged value refused before the store is
+    /// asked. The default.
     Signed,
+    /// `v1e.<sealed>`: the id hidden and authenticated (AES-256-GCM), so ids seen in logs
+    /// or session listings cannot be turned into cookies.
     Encrypted,
 }
 
@@ -87,6 +92,8 @@ impl NativeCodec {
         })
     }
 
+    /// The mode values are encoded in. Decoding accepts only this mode's values, so
+    /// changing it ends every session whose cookie was issued in another.
     pub fn mode(&self) -> NativeMode {
         self.mode
     }

@@ -22,7 +22,12 @@ pub enum BuildError {
     /// A secret shorter than HS256's key size: refused rather than used, because a
     /// short secret can be brute-forced offline from any one access token.
     #[error("the {which} secret is {len} bytes; HS256 needs at least {MIN_SECRET_BYTES}")]
-    WeakSecret { which: &'static str, len: usize },
+    WeakSecret {
+        /// `access` or `refresh`.
+        which: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The access secret is shared with services that verify tokens; a refresh key
     /// equal to it would let them forge refresh-token hashes.
     #[error("the access and refresh secrets must differ")]
@@ -123,16 +128,19 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// Session lifetimes, the refresh-token reuse window and the per-user session cap.
     pub fn session_policy(mut self, policy: SessionPolicy) -> Self {
         self.sessions = policy;
         self
     }
 
+    /// Length limits of new passwords.
     pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
         self.password_policy = policy;
         self
     }
 
+    /// Cost of new password hashes; stored hashes keep the cost they were made with.
     pub fn argon2(mut self, params: Argon2Params) -> Self {
         self.argon2 = params;
         self
@@ -144,6 +152,8 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// How many password checks may wait for a hashing slot, for how long, and how many
+    /// per client.
     pub fn hash_queue(mut self, queue: HashQueue) -> Self {
         self.hash_queue = queue;
         self
@@ -162,6 +172,7 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// The brute-force budgets; a `None` in them turns that one off.
     pub fn brute_force_limits(mut self, limits: BruteForceLimits) -> Self {
         self.limits = limits;
         self

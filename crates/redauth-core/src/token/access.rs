@@ -63,17 +63,33 @@ const SIGNATURE_B64_LEN: usize = 43;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The claims of a redauth access token, all present in every token. Other services
+/// holding the access secret may read them all; redauth itself finds the login session
+/// by `sub` and `sid` and takes the user's rights from it, never from the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessClaims {
+    /// The user's [`UserId`](crate::model::UserId).
     pub sub: String,
+    /// The login session the token belongs to: revoking it refuses the token on every
+    /// redauth node at once, whatever `exp` says.
     pub sid: String,
+    /// A random id, unique per token. redauth keeps no record of it; it is for consumers
+    /// that log or deny-list tokens.
     pub jti: String,
+    /// Issued at, Unix seconds.
     pub iat: UnixTime,
+    /// Not before, Unix seconds; equal to `iat`.
     pub nbf: UnixTime,
+    /// Expiry, Unix seconds: `iat` plus the configured lifetime, or the session's end if
+    /// that comes first.
     pub exp: UnixTime,
+    /// [`AccessTokenConfig::issuer`]; any other is refused.
     pub iss: String,
+    /// [`AccessTokenConfig::audience`]; any other is refused.
     pub aud: String,
+    /// The user's roles when the token was issued, for other verifiers. redauth never
+    /// reads them back: a role removed since then is already gone from its checks.
     pub roles: Vec<String>,
 }
 
@@ -106,10 +122,16 @@ fn cow_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str
     Ok(Option::<Str<'a>>::deserialize(d)?.map(|s| s.0))
 }
 
+/// How access tokens are issued and checked. Changing the issuer or audience refuses
+/// every token issued before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenConfig {
+    /// The `iss` written and required.
     pub issuer: String,
+    /// The `aud` written and required.
     pub audience: String,
+    /// Lifetime in seconds. Also the longest `exp - iat` accepted (plus the leeway), so a
+    /// token minted elsewhere with a longer life is refused.
     pub ttl_secs: i64,
     /// Allowed clock skew between redauth nodes and token consumers: a token is still
     /// accepted this long after `exp`, and this long before `iat`/`nbf`.
@@ -131,6 +153,8 @@ impl Default for AccessTokenConfig {
     }
 }
 
+/// Signs and verifies access tokens with an HMAC keyed once; the module documentation
+/// lists what verification checks.
 pub struct AccessTokenCodec {
     /// Keyed once in [`AccessTokenCodec::new`]; cloned for every token. HMAC accepts
     /// keys of any length, so this is never `None`: the `Option` only keeps `new` total
@@ -148,6 +172,7 @@ impl std::fmt::Debug for AccessTokenCodec {
 }
 
 impl AccessTokenCodec {
+    /// A codec for the access key of `keys`.
     pub fn new(keys: &TokenKeys, config: AccessTokenConfig) -> Self {
         Self {
             mac: HmacSha256::new_from_slice(&keys.access).ok(),
@@ -155,6 +180,7 @@ impl AccessTokenCodec {
         }
     }
 
+    /// The configured lifetime of new tokens, in seconds.
     pub fn ttl_secs(&self) -> i64 {
         self.config.ttl_secs
     }

@@ -25,9 +25,14 @@ const SECRET_CHARS: usize = 43; // 32 bytes in unpadded base64url
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenHash(pub String);
 
+/// An opaque refresh token, `rt1.<user id>.<session id>.<secret>`. `Debug` shows the ids
+/// only: the whole token is a credential.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken {
+    /// The user the token names: a claim until the store finds the token's hash in the
+    /// session, not a proof.
     pub user_id: UserId,
+    /// The login session the token names: the only one the store looks the hash up in.
     pub session_id: SessionId,
     encoded: String,
 }
@@ -42,6 +47,8 @@ impl std::fmt::Debug for RefreshToken {
 }
 
 impl RefreshToken {
+    /// A new token for this session with 256 random bits from the OS RNG (`Internal` if
+    /// it fails).
     pub fn generate(user_id: &str, session_id: &str) -> Result<Self, AuthError> {
         Ok(Self::with_secret(
             user_id,
@@ -88,10 +95,12 @@ impl RefreshToken {
         })
     }
 
+    /// The token as the client receives it. A credential: never log it.
     pub fn as_str(&self) -> &str {
         &self.encoded
     }
 
+    /// The HMAC stored and compared in its place, never the token itself ([`TokenHash`]).
     pub fn hash(&self, keys: &TokenKeys) -> TokenHash {
         TokenHash(URL_SAFE_NO_PAD.encode(mac(keys, b"hash", &self.encoded)))
     }
