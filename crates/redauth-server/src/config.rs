@@ -569,6 +569,13 @@ impl Config {
                 "REDAUTH_REFRESH_COOKIE_NAME (refresh_cookie_name): a __Secure- or __Host- name needs REDAUTH_COOKIE_SECURE=true (browsers drop it otherwise)",
             ));
         }
+        // `__Host-` requires `Path=/`; the refresh cookie is scoped to `/api/auth`, so
+        // browsers would drop it silently.
+        if refresh_cookie_name.starts_with("__Host-") {
+            return Err(err(
+                "REDAUTH_REFRESH_COOKIE_NAME (refresh_cookie_name): a __Host- name needs Path=/, and the refresh cookie's path is /api/auth (use __Secure-)",
+            ));
+        }
         if refresh_cookie_name.is_empty()
             || !refresh_cookie_name
                 .bytes()
@@ -1501,6 +1508,10 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.0.contains("REDAUTH_REFRESH_COOKIE_NAME"), "{}", e.0);
+        // `__Host-` needs `Path=/`, which the refresh cookie never has: browsers would
+        // drop it without a word, so it is refused even with `Secure`.
+        let e = load(&[("REDAUTH_REFRESH_COOKIE_NAME", "__Host-mine")]).unwrap_err();
+        assert!(e.0.contains("Path=/"), "{}", e.0);
     }
 
     #[test]
