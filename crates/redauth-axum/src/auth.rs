@@ -61,6 +61,9 @@ struct TokenResponse<'a> {
     expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// Seconds the refresh token (the login session) stays usable if not refreshed
+    /// sooner: the earlier of the idle and the absolute expiry. Refreshing moves it.
+    refresh_expires_in: i64,
     user: UserView<'a>,
 }
 
@@ -70,11 +73,13 @@ pub(super) fn token_response(
     delivery: Delivery,
 ) -> Response {
     let p = &issued.principal;
+    let refresh_expires_in = (p.session_expires_at - state.service.now()).max(0);
     let body = TokenResponse {
         access_token: &issued.access_token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
         refresh_token: (delivery == Delivery::Body).then(|| issued.refresh_token.as_str()),
+        refresh_expires_in,
         user: UserView {
             id: &p.user_id,
             username: &p.username,
@@ -83,10 +88,9 @@ pub(super) fn token_response(
     };
     let mut res = Json(body).into_response();
     if delivery == Delivery::Cookie {
-        let max_age = (p.session_expires_at - state.service.now()).max(0);
         set_cookie(
             &mut res,
-            &state.refresh_cookie(issued.refresh_token.as_str(), max_age),
+            &state.refresh_cookie(issued.refresh_token.as_str(), refresh_expires_in),
         );
     }
     res

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client_config;
 pub mod cookie;
 pub mod cookie_auth;
 pub mod cross_origin;
@@ -12,6 +13,7 @@ pub mod extract;
 pub mod guards;
 pub mod request_id;
 pub mod serve;
+pub mod trusted_app;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +49,10 @@ pub struct HttpConfig {
     /// Send `Strict-Transport-Security` (redauth is served over HTTPS, usually via a
     /// TLS-terminating proxy).
     pub hsts: bool,
+    /// The secret the web app in front of redauth sends to be trusted with the
+    /// browser's address and user agent and to pass the CSRF guard
+    /// ([`trusted_app`]). `None`: no caller is trusted that way.
+    pub app_secret: Option<redauth_core::Secret>,
 }
 
 impl HttpConfig {
@@ -73,6 +79,7 @@ impl Default for HttpConfig {
             client_ip_header: None,
             allowed_origins: Vec::new(),
             hsts: true,
+            app_secret: None,
         }
     }
 }
@@ -124,7 +131,7 @@ impl Redauth {
 
 /// The refresh cookie is scoped to the auth endpoints, so it never travels with
 /// ordinary page or API requests.
-const REFRESH_COOKIE_PATH: &str = "/api/auth";
+pub(crate) const REFRESH_COOKIE_PATH: &str = "/api/auth";
 
 impl Redauth {
     fn cookie_attributes(&self) -> String {
@@ -177,6 +184,7 @@ where
         .route("/api/auth/logout-all", post(auth::logout_all))
         .route("/api/auth/me", get(auth::me))
         .route("/api/auth/session", get(cookie::get_session))
+        .route("/api/auth/config", get(client_config::get_config))
         .route("/api/auth/verify", get(auth::verify))
         .route("/api/auth/sessions", get(auth::sessions))
         .route("/api/auth/sessions/{sid}", delete(auth::delete_session))
@@ -231,11 +239,13 @@ async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<serde_json::V
 /// 1. a request id: the caller's `x-request-id` if it is sane, else a new one; every
 ///    log line written for the request carries it, and the response echoes it;
 /// 2. oversized headers are refused (431);
-/// 3. cross-origin rules: CORS preflight and headers, the CSRF check
-///    ([`cross_origin`]);
-/// 4. security headers on every response, errors included;
-/// 5. one access-log line. Only the path is logged: query strings and bodies never are.
-async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Response {
+/// 3. the app secret: a request carrying the right one is marked [`trusted_app::TrustedApp`],
+///    a wrong one is refused;
+/// 4. cross-origin rules: CORS preflight and headers, the CSRF check
+///    ([`cross_origin`]), which the app's own requests skip;
+/// 5. security headers on every response, errors included;
+/// 6. one access-log line. Only the path is logged: query strings and bodies never are.
+async fn edge(State(state): State<Redauth>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request_id::from_headers(req.headers());
     let method = req.method().clone();
@@ -249,7 +259,15 @@ async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Respons
             )
             .into_response()
         } else {
-            cross_origin::apply(&state, req, next).await
+            match trusted_app::authenticate(&state, req.headers()) {
+                Ok(app) => {
+                    if let Some(app) = app {
+                        req.extensions_mut().insert(app);
+                    }
+                    cross_origin::apply(&state, req, next).await
+                }
+                Err(e) => e.into_response(),
+            }
         };
         security_headers(&state, res.headers_mut());
         res.headers_mut().insert(request_id::HEADER, request_id);

@@ -150,6 +150,7 @@ pub fn build_on(
             client_ip_header: config.client_ip_header.clone(),
             allowed_origins: config.allowed_origins.clone(),
             hsts: config.hsts,
+            app_secret: config.app_secret.clone(),
         }),
     };
     Ok(App {

@@ -26,3 +26,4 @@ mod session_cap;
 mod sessions;
 mod support;
 mod three_nodes;
+mod trusted_app;
