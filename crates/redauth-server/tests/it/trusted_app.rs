@@ -224,6 +224,17 @@ async fn the_app_passes_the_csrf_guard_and_browsers_do_not() {
         (r.status, r.error_code()),
         (StatusCode::FORBIDDEN, "csrf_rejected")
     );
+    // The forwarding headers without the secret are just headers.
+    let mut posing = cross_site.to_vec();
+    posing.extend([
+        ("x-redauth-client-ip", BROWSER_IP),
+        ("x-redauth-client-user-agent", BROWSER_UA),
+    ]);
+    let r = call(&app, Method::POST, "/api/auth/logout", None, &posing).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::FORBIDDEN, "csrf_rejected")
+    );
     let mut wrong = cross_site.to_vec();
     wrong.push((
         "x-redauth-app-secret",
