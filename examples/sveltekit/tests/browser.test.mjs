@@ -138,8 +138,13 @@ describe('native cookie sessions', { skip: !executablePath }, () => {
     assert.equal(await two.textContent('[data-testid=dashboard]'), 'Hello, alice');
     await Promise.all([one.waitForURL(`${s.origin}/`), one.click('[data-testid=logout]')]);
     assert.equal(await one.locator('[data-testid=login-link]').count(), 1);
-    await expectLoggedOut(two, s.origin);
+    await expectLoggedOut(two, s.origin, '/account');
     assert.equal((await ctx.cookies()).filter((c) => c.name === '__Host-redauth_session').length, 0);
+    // Logging in again from there leads back to the page the user wanted.
+    await two.waitForSelector('html[data-hydrated]');
+    await two.fill('input[name=username]', 'alice');
+    await two.fill('input[name=password]', PASSWORD);
+    await Promise.all([two.waitForURL(`${s.origin}/account`), two.click('[data-testid=submit]')]);
     await ctx.close();
   });
 

@@ -382,8 +382,9 @@ export interface LoginOptions {
   password?: string;
   /** Initial data of the cookie session (cookie-session mode). */
   data?: Record<string, unknown>;
-  /** Where to go once logged in (303). Default: the `redirectTo` query parameter if it
-   * is a path on this site, else no redirect (the user is returned). */
+  /** Where to go once logged in (303) when the URL has no `redirectTo` query parameter
+   * naming a path on this site (`requireUser` sets it to the page the user wanted).
+   * Neither: no redirect, the user is returned. */
   redirectTo?: string;
 }
 
@@ -442,7 +443,7 @@ export async function login(
   }
   const user: RedauthUser = { ...toUser(r.body.user), permissions: [] };
   event.locals.user = user;
-  const target = options.redirectTo ?? safeRedirect(event.url.searchParams.get('redirectTo'));
+  const target = safeRedirect(event.url.searchParams.get('redirectTo')) ?? options.redirectTo;
   if (target) redirect(303, target);
   return { user };
 }

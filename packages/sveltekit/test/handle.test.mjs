@@ -193,6 +193,11 @@ test('login in a form action: cookies through event.cookies, redirect; failures 
 
   const evil = await run(handle, fakeEvent({ url: 'http://localhost:5173/login?redirectTo=//evil.example', form: { username: 'alice', password: 'right' } }));
   assert.deepEqual(await login(evil), { user: { id: 'u1', username: 'alice', roles: [], permissions: [] } }, 'no open redirect');
+  for (const target of ['//evil.example', '/\\evil.example', 'https://evil.example']) {
+    const e = await run(handle, fakeEvent({ url: `http://localhost:5173/login?redirectTo=${encodeURIComponent(target)}`, form: { username: 'alice', password: 'right' } }));
+    const r = await login(e, { redirectTo: '/dashboard' }).catch((x) => x);
+    assert.equal(r.location, '/dashboard', `${target}: the app's default, never elsewhere`);
+  }
 });
 
 test('redauth down at login: a 503 failure the form can show', async () => {

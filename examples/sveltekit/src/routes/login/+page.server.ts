@@ -2,5 +2,7 @@ import { login } from '@redauth/sveltekit';
 import type { Actions } from './$types';
 
 export const actions: Actions = {
-  default: (event) => login(event, { redirectTo: event.url.searchParams.get('redirectTo') ?? '/dashboard' }),
+  // Back to the page requireUser sent the user from (?redirectTo=, paths on this site
+  // only), else the dashboard.
+  default: (event) => login(event, { redirectTo: '/dashboard' }),
 };
