@@ -122,6 +122,7 @@ export class Redauth {
   readonly refreshCookie: string;
   private refreshes = new Map<string, { result: Promise<TokenResponse | null>; until: number }>();
   private warnedInsecure = false;
+  private warnedBoth = false;
 
   constructor(options: RedauthOptions = {}) {
     const url = options.url ?? process.env.REDAUTH_URL;
@@ -152,6 +153,14 @@ export class Redauth {
         );
       }
       return this.mode;
+    }
+    if (config.session_cookie && config.login_issues === 'both' && !this.warnedBoth) {
+      this.warnedBoth = true;
+      console.warn(
+        '[@redauth/sveltekit] redauth runs cookie sessions with REDAUTH_LOGIN_ISSUES=both: the app uses the session cookie, ' +
+          'so nobody refreshes the tokens, and the login session ends after REDAUTH_IDLE_TTL_SECS however active the user is. ' +
+          'Set REDAUTH_LOGIN_ISSUES=session.',
+      );
     }
     return config.session_cookie && config.login_issues !== 'tokens' ? 'session' : 'tokens';
   }
