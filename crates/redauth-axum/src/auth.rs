@@ -27,20 +27,21 @@ pub(super) fn token_response(
     delivery: Delivery,
 ) -> Result<Response, ApiError> {
     let p = &issued.principal;
+    let refresh_expires_in = (p.session_expires_at - state.service.now()).max(0);
     let body = TokenResponse {
         access_token: issued.access_token.clone(),
         token_type: TokenType::Bearer,
         expires_in: issued.expires_in,
         refresh_token: (delivery == Delivery::Body)
             .then(|| issued.refresh_token.as_str().to_owned()),
+        refresh_expires_in,
         user: p.as_ref().into(),
     };
     let mut res = Json(body).into_response();
     if delivery == Delivery::Cookie {
-        let max_age = (p.session_expires_at - state.service.now()).max(0);
         append_set_cookie(
             &mut res,
-            &state.refresh_cookie(issued.refresh_token.as_str(), max_age)?,
+            &state.refresh_cookie(issued.refresh_token.as_str(), refresh_expires_in)?,
         );
     }
     Ok(res)

@@ -40,6 +40,8 @@ pub struct CookieSessions {
     pub issues_tokens: bool,
     /// Login sets a session cookie (`session` or `both`).
     pub issues_session: bool,
+    /// The `@ethercorps/sveltekit-redis-session` format rather than redauth's own.
+    pub compat: bool,
 }
 
 impl CookieSessions {
@@ -266,5 +268,6 @@ pub fn build(
         ),
         issues_tokens: config.login_issues != LoginIssues::Session,
         issues_session: config.login_issues != LoginIssues::Tokens,
+        compat: config.compat,
     }))
 }

@@ -4,7 +4,9 @@
 //! HEAD, OPTIONS) must come from this origin or an allowed one. Browsers say where a
 //! request comes from in `Sec-Fetch-Site` and `Origin`; a request with neither is not
 //! from a browser (curl, a server) and cannot carry a victim's cookies, so it passes.
-//! `SameSite=Strict` on redauth's cookies is the second line.
+//! `SameSite` on redauth's cookies is the second line. Requests that carry the app
+//! secret ([`crate::trusted_app`]) are the app's server calling, not a browser: they
+//! skip the check.
 //!
 //! **CORS.** Only origins in `REDAUTH_ALLOWED_ORIGINS` get CORS headers, always with
 //! credentials allowed and `Vary: Origin`; everyone else gets none, so browsers keep
@@ -111,6 +113,13 @@ pub async fn apply(state: &Redauth, req: Request, next: Next) -> Response {
             );
         }
         res
+    } else if req
+        .extensions()
+        .get::<crate::trusted_app::TrustedApp>()
+        .is_some()
+    {
+        // The app's server, proven by the app secret: not a browser, so no CSRF.
+        next.run(req).await
     } else {
         match csrf_verdict(state, req.method(), req.headers()) {
             Ok(()) => next.run(req).await,

@@ -139,6 +139,10 @@ pub struct TokenResponse {
     /// Only with `refresh_token_delivery: "body"`; otherwise it is in the cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Seconds the refresh token (the login session) stays usable if not refreshed
+    /// sooner: the earlier of the idle and the absolute expiry. Refreshing moves it.
+    /// Also the refresh cookie's `Max-Age`.
+    pub refresh_expires_in: i64,
     /// Who logged in, with their rights at this moment.
     pub user: UserView,
 }

@@ -71,6 +71,9 @@ error_codes! {
     /// A forged, unknown, expired or revoked session cookie (one code for all, so the
     /// client cannot learn which).
     InvalidSession => UNAUTHORIZED, "invalid_session";
+    /// An `x-redauth-app-secret` that is wrong, or sent to a redauth that trusts no
+    /// app ([`trusted_app`](crate::trusted_app)).
+    InvalidAppSecret => UNAUTHORIZED, "invalid_app_secret";
     /// Authenticated, without the permission.
     Forbidden => FORBIDDEN, "forbidden";
     /// A cross-site request with cookies from an origin not allowed.

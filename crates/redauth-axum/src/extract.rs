@@ -44,8 +44,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?.ok_or(AuthError::MissingToken)?;
         let redauth = Redauth::from_ref(state);
+        let Some(token) = bearer_token(parts)? else {
+            // The app may name the user by the session cookie it forwards instead.
+            return crate::trusted_app::forwarded_session_principal(parts, &redauth)
+                .await?
+                .map(Self)
+                .ok_or_else(|| AuthError::MissingToken.into());
+        };
         Ok(Self(redauth.service.authenticate(token).await?))
     }
 }
@@ -119,11 +125,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Client IP and user agent: recorded on new sessions and used for per-IP limits.
-/// The IP is the TCP peer, unless a trusted proxy header is configured
+/// For a request of the app ([`crate::trusted_app`]) they are what the app forwarded.
+/// Otherwise the IP is the TCP peer, unless a trusted proxy header is configured
 /// (`REDAUTH_CLIENT_IP_HEADER`); then it is that header (the last entry of a list, the
 /// one the proxy appended), falling back to the peer when the header is absent. Only
 /// configure it behind a proxy that overwrites the header.
 pub fn client_info(parts: &Parts, http: &crate::HttpConfig) -> ClientInfo {
+    let app = parts.extensions.get::<crate::trusted_app::TrustedApp>();
+    let forwarded_ip = app.and_then(|a| a.client_ip).map(|ip| ip.to_string());
     let from_header = http.client_ip_header.as_ref().and_then(|name| {
         let value = parts
             .headers
@@ -137,17 +146,20 @@ pub fn client_info(parts: &Parts, http: &crate::HttpConfig) -> ClientInfo {
             .map(|ip| ip.to_string())
     });
     ClientInfo {
-        ip: from_header.or_else(|| {
+        ip: forwarded_ip.or(from_header).or_else(|| {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string())
         }),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        user_agent: match app {
+            Some(app) => app.user_agent.clone(),
+            None => parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        },
     }
 }
 

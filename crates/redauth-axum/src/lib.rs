@@ -111,6 +111,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client_config;
 pub mod cookie;
 pub mod cookie_auth;
 pub mod cross_origin;
@@ -120,6 +121,7 @@ pub mod extract;
 pub mod guards;
 pub mod request_id;
 pub mod serve;
+pub mod trusted_app;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -173,6 +175,10 @@ pub struct HttpConfig {
     /// docs/performance.md). Holding the answer costs a timer, not CPU, and a client
     /// that honours `Retry-After` never notices.
     pub rate_limited_delay: std::time::Duration,
+    /// The secret the web app in front of redauth sends to be trusted with the
+    /// browser's address and user agent and to pass the CSRF guard
+    /// ([`trusted_app`]). `None`: no caller is trusted that way.
+    pub app_secret: Option<redauth_core::Secret>,
 }
 
 /// The default of [`HttpConfig::rate_limited_delay`].
@@ -216,6 +222,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             hsts: true,
             rate_limited_delay: DEFAULT_RATE_LIMITED_DELAY,
+            app_secret: None,
         }
     }
 }
@@ -337,6 +344,7 @@ where
         .route("/api/auth/logout-all", post(auth::logout_all))
         .route("/api/auth/me", get(auth::me))
         .route("/api/auth/session", get(cookie::get_session))
+        .route("/api/auth/config", get(client_config::get_config))
         .route("/api/auth/verify", get(auth::verify))
         .route("/api/auth/sessions", get(auth::sessions))
         .route("/api/auth/sessions/{sid}", delete(auth::delete_session))
@@ -394,11 +402,13 @@ async fn readyz(State(state): State<Redauth>) -> Result<axum::Json<Readiness>, A
 /// 1. a request id: the caller's `x-request-id` if it is sane, else a new one; every
 ///    log line written for the request carries it, and the response echoes it;
 /// 2. oversized headers are refused (431);
-/// 3. cross-origin rules: CORS preflight and headers, the CSRF check
-///    ([`cross_origin`]);
-/// 4. security headers on every response, errors included;
-/// 5. one access-log line. Only the path is logged: query strings and bodies never are.
-async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Response {
+/// 3. the app secret: a request carrying the right one is marked [`trusted_app::TrustedApp`],
+///    a wrong one is refused;
+/// 4. cross-origin rules: CORS preflight and headers, the CSRF check
+///    ([`cross_origin`]), which the app's own requests skip;
+/// 5. security headers on every response, errors included;
+/// 6. one access-log line. Only the path is logged: query strings and bodies never are.
+async fn edge(State(state): State<Redauth>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request_id::from_headers(req.headers());
     let method = req.method().clone();
@@ -411,7 +421,15 @@ async fn edge(State(state): State<Redauth>, req: Request, next: Next) -> Respons
             )
             .into_response()
         } else {
-            let res = cross_origin::apply(&state, req, next).await;
+            let res = match trusted_app::authenticate(&state, req.headers()) {
+                Ok(app) => {
+                    if let Some(app) = app {
+                        req.extensions_mut().insert(app);
+                    }
+                    cross_origin::apply(&state, req, next).await
+                }
+                Err(e) => e.into_response(),
+            };
             hold_if_rate_limited(res.status(), state.http.rate_limited_delay).await;
             res
         };
@@ -481,6 +499,7 @@ mod tests {
             allowed_origins: Vec::new(),
             hsts: false,
             rate_limited_delay: DEFAULT_RATE_LIMITED_DELAY,
+            app_secret: None,
         }
     }
 

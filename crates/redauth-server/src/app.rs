@@ -136,6 +136,7 @@ pub fn build_on(
             allowed_origins: config.allowed_origins.clone(),
             hsts: config.hsts,
             rate_limited_delay: config.rate_limited_delay,
+            app_secret: config.app_secret.clone(),
         }),
     };
     Ok(App {

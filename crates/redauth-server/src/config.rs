@@ -135,6 +135,10 @@ settings! {
     allowed_origins: String = "REDAUTH_ALLOWED_ORIGINS",
     /// Send HSTS. Default: on when cookies are `Secure` (i.e. served over HTTPS).
     hsts: bool = "REDAUTH_HSTS",
+    /// Shared with the web app in front of redauth (>= 32 bytes): its requests carry
+    /// it, and only they may forward the browser's address and user agent and skip
+    /// the CSRF guard. Unset: no caller is trusted that way.
+    app_secret: Secret = "REDAUTH_APP_SECRET",
     /// Cookie sessions: `off` (default), `native` (redauth's format) or `compat`
     /// (`@ethercorps/sveltekit-redis-session` 1.x, Redis only). See docs/sessions.md.
     session_cookie_mode: SessionCookieMode = "REDAUTH_SESSION_COOKIE_MODE",
@@ -383,6 +387,8 @@ pub struct Config {
     pub hsts: bool,
     /// See [`redauth_axum::HttpConfig::rate_limited_delay`].
     pub rate_limited_delay: Duration,
+    /// `REDAUTH_APP_SECRET`, see [`redauth_axum::trusted_app`].
+    pub app_secret: Option<Secret>,
     /// `None` when cookie sessions are off.
     pub session_cookies: Option<CookieSessionConfig>,
     pub connections: ConnectionLimits,
@@ -632,6 +638,14 @@ impl Config {
             ),
         };
         let allowed_origins = parse_origins(s.allowed_origins.as_deref().unwrap_or(""))?;
+        let app_secret = match s.app_secret {
+            Some(secret) if secret.expose().len() < MIN_SECRET_BYTES => {
+                return Err(err(format!(
+                    "REDAUTH_APP_SECRET (app_secret) is too weak: at least {MIN_SECRET_BYTES} bytes"
+                )));
+            }
+            other => other,
+        };
         let session_cookies = resolve_session_cookies(
             SessionSettings {
                 session_cookie_mode: s.session_cookie_mode,
@@ -678,6 +692,7 @@ impl Config {
             connections,
             session_cookies,
             allowed_origins,
+            app_secret,
             hsts: s.hsts.unwrap_or(cookie_secure),
             limits,
             client_ip_header,
@@ -1182,7 +1197,15 @@ fn resolve_session_cookies(
         domain,
         http_only: true,
         secure: cookie_secure,
-        same_site: s.session_cookie_same_site.unwrap_or_default(),
+        // Lax for redauth's own cookie: a user following a link from another site to
+        // the app arrives logged in (Strict would drop the cookie on that navigation).
+        // State-changing requests stay guarded by the CSRF check. Compat keeps the
+        // library's Strict, so both sides set the same bytes.
+        same_site: s.session_cookie_same_site.unwrap_or(if compat {
+            SameSite::Strict
+        } else {
+            SameSite::Lax
+        }),
     };
     cookie.validate().map_err(|e| {
         err(format!(
@@ -1263,7 +1286,14 @@ mod session_cookie_tests {
     fn native_defaults() {
         let c = sessions(&[("REDAUTH_SESSION_COOKIE_MODE", "native")]);
         assert!(!c.compat);
-        assert_eq!(c.cookie, CookieAttributes::host_prefixed("redauth_session"));
+        assert_eq!(
+            c.cookie,
+            CookieAttributes {
+                same_site: SameSite::Lax,
+                ..CookieAttributes::host_prefixed("redauth_session")
+            },
+            "Lax: a link from another site to the app keeps the user logged in"
+        );
         assert_eq!(c.login_issues, LoginIssues::Both);
         assert!(c.signed && !c.encrypted && c.renew);
         assert_eq!(
@@ -1834,6 +1864,19 @@ mod tests {
                 ("REDAUTH_REDIS_URL", Some("REDIS_URL")),
             ]
         );
+    }
+
+    #[test]
+    fn app_secret_is_optional_and_at_least_32_bytes() {
+        assert!(load(&[]).unwrap().app_secret.is_none());
+        let c = load(&[("REDAUTH_APP_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert_eq!(
+            c.app_secret.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let e = load(&[("REDAUTH_APP_SECRET", "short")]).unwrap_err();
+        assert!(e.0.contains("REDAUTH_APP_SECRET"), "{e}");
     }
 
     #[test]

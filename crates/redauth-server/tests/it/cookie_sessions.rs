@@ -95,7 +95,8 @@ async fn native_login_sets_a_host_cookie_and_the_session_endpoint_returns_princi
         "Path=/",
         "HttpOnly",
         "Secure",
-        "SameSite=Strict",
+        // Lax by default: a link from another site keeps the user logged in.
+        "SameSite=Lax",
         "Max-Age=86400",
     ] {
         assert!(header.contains(a), "{a} missing in {header}");

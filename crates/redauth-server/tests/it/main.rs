@@ -28,4 +28,5 @@ mod readme;
 mod session_cap;
 mod support;
 mod three_nodes;
+mod trusted_app;
 mod wire_shapes;
