@@ -40,6 +40,7 @@ async fn token_sessions_admin_and_health_bodies_keep_their_shape() {
         [
             "access_token",
             "expires_in",
+            "refresh_expires_in",
             "refresh_token",
             "token_type",
             "user"
