@@ -16,7 +16,7 @@ use crate::extract::{AdminUser, ApiJson};
 
 /// `POST /api/admin/users` ([`CreateUserRequest`]): 201 with the new user
 /// ([`AdminUserView`]). 400 for a field or role that fails its check, 409
-/// `username_taken`.
+/// `username_taken` or `email_taken`.
 pub async fn create_user(
     State(state): State<Redauth>,
     _: AdminUser,

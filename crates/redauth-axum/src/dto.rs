@@ -258,7 +258,8 @@ pub struct CreateUserRequest {
     /// 3 to 64 letters, digits, `.`, `_`, `-` or `@`; unique up to case, Unicode form and
     /// look-alike characters (else 409 `username_taken`).
     pub username: String,
-    /// An address like `name@example.com`, checked for shape only.
+    /// An address like `name@example.com`, checked for shape, kept as entered; unique
+    /// up to case, Unicode form and look-alike characters (else 409 `email_taken`).
     pub email: String,
     /// Held to the password policy (length, not a common password).
     pub password: String,

@@ -84,6 +84,8 @@ error_codes! {
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed";
     /// The username, or one that normalizes or looks the same, is taken.
     UsernameTaken => CONFLICT, "username_taken";
+    /// The email address, or one that normalizes or looks the same, is another user's.
+    EmailTaken => CONFLICT, "email_taken";
     /// The change would leave no enabled administrator.
     LastAdmin => CONFLICT, "last_admin";
     /// A body over [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
@@ -209,6 +211,7 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden => C::Forbidden,
             AuthError::NotFound => C::NotFound,
             AuthError::UsernameTaken => C::UsernameTaken,
+            AuthError::EmailTaken => C::EmailTaken,
             AuthError::LastAdmin => C::LastAdmin,
             AuthError::RateLimited { .. } => C::RateLimited,
             AuthError::Busy { .. } => C::Unavailable,

@@ -55,6 +55,10 @@ pub enum StoreError {
     /// A create found the normalized username (or a look-alike) already claimed.
     #[error("username is already taken")]
     UsernameTaken,
+    /// A create or an email change found the normalized email (or a look-alike) already
+    /// claimed by another user.
+    #[error("email is already taken")]
+    EmailTaken,
     /// The record to change or delete does not exist.
     #[error("not found")]
     NotFound,
@@ -203,6 +207,10 @@ pub enum AuthError {
     /// (409).
     #[error("username is already taken")]
     UsernameTaken,
+    /// The email address, or one that normalizes or looks the same, belongs to another
+    /// user (409).
+    #[error("email is already taken")]
+    EmailTaken,
     /// The change would leave no enabled user with the admin permission.
     #[error("refused: this would leave no administrator")]
     LastAdmin,
@@ -240,6 +248,7 @@ impl From<StoreError> for AuthError {
                 AuthError::Storage(e)
             }
             StoreError::UsernameTaken => AuthError::UsernameTaken,
+            StoreError::EmailTaken => AuthError::EmailTaken,
             StoreError::NotFound => AuthError::NotFound,
             // Callers that can retry a conflict do so before it gets here.
             StoreError::Conflict => AuthError::Unavailable,

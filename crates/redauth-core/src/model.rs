@@ -30,8 +30,10 @@ pub struct User {
     pub id: UserId,
     /// Display form as entered; uniqueness is on [`normalize_username`] of it.
     pub username: String,
-    /// Checked for shape only ([`validate_email`]), neither verified nor unique: redauth
-    /// sends no mail and never looks a user up by it.
+    /// As entered, checked for shape ([`validate_email`]); unique up to
+    /// [`normalize_email`] and refused when it looks like another user's
+    /// ([`email_skeleton`]). Not verified: redauth sends no mail and never looks a user
+    /// up by it.
     pub email: String,
     /// PHC string (`$argon2id$…`) or an imported bcrypt hash (`$2b$…`).
     pub password_hash: String,
@@ -92,6 +94,23 @@ pub fn legacy_normalized_username(username: &str) -> String {
 /// one is refused as taken.
 pub fn username_skeleton(username: &str) -> String {
     unicode_security::skeleton(&normalize_username(username)).collect()
+}
+
+/// The form an email address is unique in: the same NFKC + case folding as
+/// [`normalize_username`], over the whole address. So `Alice@Example.COM` and
+/// `ａｌｉｃｅ@example.com` (fullwidth) are `alice@example.com`. The local part is folded
+/// too: RFC 5321 lets a server tell `Alice@` from `alice@`, no real provider does, and
+/// two accounts differing only there are far likelier an attack than two people.
+pub fn normalize_email(email: &str) -> String {
+    normalize_username(email)
+}
+
+/// The UTS #39 skeleton of an email address (of its [`normalize_email`] form): two
+/// addresses with one skeleton look alike (`аlice@example.com` with a Cyrillic а and
+/// `alice@example.com`), so a second one is refused as taken. Equal normalized forms
+/// have equal skeletons, so this one key guards both.
+pub fn email_skeleton(email: &str) -> String {
+    unicode_security::skeleton(&normalize_email(email)).collect()
 }
 
 impl User {
@@ -381,6 +400,49 @@ mod tests {
         assert_eq!(username_skeleton("al\u{131}ce"), username_skeleton("alice"));
         assert_ne!(username_skeleton("alice"), username_skeleton("alicia"));
         assert_eq!(legacy_normalized_username("Straße"), "straße");
+    }
+
+    #[test]
+    fn emails_normalize_by_nfkc_and_case_folding_and_look_alikes_share_a_skeleton() {
+        assert_eq!(normalize_email("Alice@Example.COM"), "alice@example.com");
+        assert_eq!(
+            normalize_email("ａｌｉｃｅ@ｅｘａｍｐｌｅ.com"),
+            "alice@example.com"
+        );
+        assert_eq!(
+            normalize_email("\u{212a}ate@example.com"),
+            "kate@example.com"
+        );
+        // Cyrillic а is a letter of its own: not the same address, but it looks the same.
+        assert_ne!(
+            normalize_email("\u{430}lice@example.com"),
+            "alice@example.com"
+        );
+        assert_eq!(
+            email_skeleton("\u{430}lice@example.com"),
+            email_skeleton("alice@example.com")
+        );
+        assert_eq!(
+            email_skeleton("alice@ex\u{430}mple.com"),
+            email_skeleton("ALICE@example.com")
+        );
+        assert_eq!(
+            email_skeleton("al\u{131}ce@example.com"),
+            email_skeleton("alice@example.com")
+        );
+        assert_ne!(
+            email_skeleton("alice@example.com"),
+            email_skeleton("alicia@example.com")
+        );
+        assert_ne!(
+            email_skeleton("alice@example.com"),
+            email_skeleton("alice@example.org")
+        );
+        // The address is kept as entered: normalization decides uniqueness only.
+        let mut u = user();
+        u.email = "Alice@Example.COM".into();
+        u.validate().unwrap();
+        assert_eq!(u.email, "Alice@Example.COM");
     }
     use crate::ids::random_id;
 

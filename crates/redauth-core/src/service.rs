@@ -154,7 +154,8 @@ pub struct NewUser {
     /// 3 to 64 characters ([`validate_username`]); unique up to case, Unicode form and
     /// look-alike characters.
     pub username: String,
-    /// Checked for shape only ([`validate_email`]).
+    /// Checked for shape ([`validate_email`]) and kept as entered; unique up to case,
+    /// Unicode form and look-alike characters ([`crate::model::email_skeleton`]).
     pub email: String,
     /// Plain text, held to the [`PasswordPolicy`]; only its Argon2id hash is kept.
     pub password: String,
@@ -766,7 +767,7 @@ impl AuthService {
 
     /// Creates an enabled user after checking the username, the email, the password
     /// policy and that every role exists. `UsernameTaken` when the name, or one that
-    /// normalizes or looks the same, is taken.
+    /// normalizes or looks the same, is taken; `EmailTaken` likewise for the email.
     pub async fn create_user(&self, new: NewUser) -> Result<User, AuthError> {
         validate_username(&new.username)?;
         validate_email(&new.email)?;

@@ -252,14 +252,19 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Fails with `UsernameTaken` if another user has the same normalized username,
-    /// also under concurrent creates.
+    /// Fails with `UsernameTaken` if another user has the same normalized username or
+    /// one that looks alike, and with `EmailTaken` if another user has an email with the
+    /// same [`crate::model::email_skeleton`] (which covers the same normalized email);
+    /// also under concurrent creates. The claims are taken in the same atomic step as
+    /// the write.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// Compare-and-set: replaces the stored user with `user` only if the stored
     /// security version still is `user.security_version` (else `Conflict`, nothing
     /// written), storing it with the version incremented; in the same atomic step it
     /// ends the sessions `end` names and tells every node. The username cannot change.
-    /// `NotFound` if absent.
+    /// The email can: the new one's claim is taken and the old one's released in the
+    /// same step (`EmailTaken`, nothing written, if another user holds it). A user
+    /// stored before email claims existed claims its email here. `NotFound` if absent.
     async fn update_user(
         &self,
         user: &User,
@@ -273,7 +278,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     /// Every user. Administrative: it reads them all.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Deletes the user, its username claim and all its sessions.
+    /// Deletes the user, its username and email claims and all its sessions.
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Creates or replaces the role named `role.name`, and tells every node to drop its

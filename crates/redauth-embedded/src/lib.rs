@@ -34,7 +34,9 @@ use async_trait::async_trait;
 use redauth_core::clock::{Clock, UnixTime};
 use redauth_core::cookie_store::{CookieSessionLayout, CookieSessionStore};
 use redauth_core::model::SessionId;
-use redauth_core::model::{legacy_normalized_username, normalize_username, username_skeleton};
+use redauth_core::model::{
+    email_skeleton, legacy_normalized_username, normalize_username, username_skeleton,
+};
 use redauth_core::store::{
     EndSessions, LinkedCookieSession, MAX_SESSION_PAGE, PageRequest, PrincipalRecord,
     REFRESH_HISTORY_HASH_CHARS, REFRESH_HISTORY_LEN, RotateOutcome, RotateRequest, SessionCursor,
@@ -49,9 +51,9 @@ use redb::{
 use tokio::task::JoinHandle;
 
 use crate::tables::{
-    DbResult, META, PreviousToken, ROLES, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_EXPIRIES,
-    SESSIONS, SessionRecord, SessionTables, USERNAMES, USERS, decode, encode, read_session,
-    read_user,
+    DbResult, EMAILS, META, PreviousToken, ROLES, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    SESSION_EXPIRIES, SESSIONS, SessionRecord, SessionTables, USERNAMES, USERS, decode, encode,
+    read_session, read_user,
 };
 
 /// The name of the database file inside the data directory.
@@ -274,6 +276,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         }
         txn.open_table(USERS).db()?;
         txn.open_table(USERNAMES).db()?;
+        txn.open_table(EMAILS).db()?;
         txn.open_table(ROLES).db()?;
         txn.open_table(SESSIONS).db()?;
         txn.open_table(SESSION_EXPIRIES).db()?;
@@ -335,6 +338,38 @@ fn username_claims(username: &str) -> [String; 3] {
     ]
 }
 
+/// Whether the `emails` claim `key` may be taken by user `id`: unclaimed, already its
+/// own, or held by a user that no longer exists (a claim an older redauth left behind
+/// when it deleted the user).
+fn email_free(
+    emails: &redb::Table<&str, &str>,
+    users: &redb::Table<&str, &str>,
+    key: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let Some(holder) = emails.get(key).db()? else {
+        return Ok(true);
+    };
+    let holder = holder.value();
+    Ok(holder == id || users.get(holder).db()?.is_none())
+}
+
+/// Removes the claim `key` if user `id` holds it (another holder keeps it).
+fn release_claim(
+    claims: &mut redb::Table<&str, &str>,
+    key: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    let held = claims
+        .get(key)
+        .db()?
+        .is_some_and(|owner| owner.value() == id);
+    if held {
+        claims.remove(key).db()?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -353,10 +388,16 @@ impl Store for EmbeddedStore {
                     return Err(StoreError::UsernameTaken);
                 }
             }
+            let mail = email_skeleton(&user.email);
+            let mut emails = txn.open_table(EMAILS).db()?;
+            let mut users = txn.open_table(USERS).db()?;
+            if !email_free(&emails, &users, &mail, &user.id)? {
+                return Err(StoreError::EmailTaken);
+            }
             names.insert(normalized.as_str(), user.id.as_str()).db()?;
             names.insert(look.as_str(), user.id.as_str()).db()?;
-            txn.open_table(USERS)
-                .db()?
+            emails.insert(mail.as_str(), user.id.as_str()).db()?;
+            users
                 .insert(user.id.as_str(), encode(&user)?.as_str())
                 .db()?;
             Ok(())
@@ -396,6 +437,21 @@ impl Store for EmbeddedStore {
             if old.username != user.username {
                 return Err(ValidationError::new("username", "cannot be changed").into());
             }
+            // The email claim moves with the email; a user made before email claims
+            // claims its own on its next write.
+            let mut emails = txn.open_table(EMAILS).db()?;
+            let (old_mail, new_mail) = (email_skeleton(&old.email), email_skeleton(&user.email));
+            let free = email_free(&emails, &users, &new_mail, &user.id)?;
+            if old_mail != new_mail {
+                if !free {
+                    return Err(StoreError::EmailTaken);
+                }
+                release_claim(&mut emails, &old_mail, &user.id)?;
+            }
+            if free {
+                emails.insert(new_mail.as_str(), user.id.as_str()).db()?;
+            }
+            drop(emails);
             users
                 .insert(user.id.as_str(), encode(&user)?.as_str())
                 .db()?;
@@ -471,14 +527,12 @@ impl Store for EmbeddedStore {
             users.remove(id.as_str()).db()?;
             let mut names = txn.open_table(USERNAMES).db()?;
             for key in username_claims(&user.username) {
-                let claimed_by_this_user = names
-                    .get(key.as_str())
-                    .db()?
-                    .is_some_and(|owner| owner.value() == id);
-                if claimed_by_this_user {
-                    names.remove(key.as_str()).db()?;
-                }
+                release_claim(&mut names, &key, &id)?;
             }
+            drop(names);
+            let mut emails = txn.open_table(EMAILS).db()?;
+            release_claim(&mut emails, &email_skeleton(&user.email), &id)?;
+            drop(emails);
             let mut sessions = SessionTables::open(txn)?;
             for record in sessions.of_user(&id)? {
                 sessions.remove(&id, &record.session.sid)?;

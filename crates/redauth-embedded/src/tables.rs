@@ -5,6 +5,7 @@
 //! | `meta` | setting name | text (`schema_version` → `1`) | open | never |
 //! | `users` | user id | JSON [`User`] | create/update user | delete user |
 //! | `usernames` | [`normalize_username`](redauth_core::model::normalize_username) of the username | user id | create user (looked up and inserted in one write transaction: the uniqueness guard) | delete user |
+//! | `emails` | [`email_skeleton`](redauth_core::model::email_skeleton) of the email (equal for equal [`normalize_email`](redauth_core::model::normalize_email) forms, so it guards both) | user id | create user (looked up and inserted in one write transaction: the uniqueness and look-alike guard), an email change (moved in the update's transaction); a user's next write, if it predates email claims | delete user, an email change (the old address's) |
 //! | `roles` | role name | JSON [`Role`](redauth_core::Role) | put role | never (roles are never deleted) |
 //! | `sessions` | `(user id, session id)` | JSON `SessionRecord`: the session plus its refresh-token state | login, refresh | logout, revoke, theft detection, delete user, a login past the user's session cap (the oldest), and whoever finds it dead: login and list (that user's), refresh (that session), the sweeper (all) |
 //! | `session_expiries` | `(expiry, user id, session id)` | `()` | with every `sessions` write | with every `sessions` delete |
@@ -19,7 +20,9 @@
 //!
 //! The three `cookie_session*` tables are written only through
 //! `cookie_sessions::CookieTables`, which keeps the two indexes in step with the rows.
-//! They were added without a layout version bump: older binaries never open them.
+//! They were added without a layout version bump: older binaries never open them. So was
+//! `emails`: an older binary that deletes a user leaves its claim behind, so a claim
+//! whose holder is no longer in `users` counts as free.
 //!
 //! `session_expiries` stands in for Redis' key TTLs: sorted by the moment each session
 //! dies (`min(absolute, idle)`), so the sweeper reads only the dead ones instead of
@@ -39,6 +42,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 pub(crate) const USERS: TableDefinition<&str, &str> = TableDefinition::new("users");
 pub(crate) const USERNAMES: TableDefinition<&str, &str> = TableDefinition::new("usernames");
+pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
 pub(crate) const ROLES: TableDefinition<&str, &str> = TableDefinition::new("roles");
 pub(crate) const SESSIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("sessions");
 pub(crate) const SESSION_EXPIRIES: TableDefinition<(UnixTime, &str, &str), ()> =

@@ -6,6 +6,8 @@
 //! |---|---|---|---|---|
 //! | `P{u:<uid>}:user` | string, JSON [`User`](redauth_core::User) | none | create/update user | delete user |
 //! | `Pusername:<normalized>` | string, the user id | none | create user (`SET NX`: the uniqueness guard) | delete user |
+//! | `Pusername-look:<skeleton>` | string, the user id | none | create user (the look-alike guard: [`username_skeleton`](redauth_core::model::username_skeleton)); a user's next write, if it predates skeletons | delete user |
+//! | `Pemail-look:<skeleton>` | string, the user id | none | create user, an email change (moved: the new one taken, the old one released, in one script); a user's next write, if it predates email claims | delete user, an email change |
 //! | `Pusers` | set of user ids | none | create user | delete user |
 //! | `Proles` | hash, role name → JSON [`Role`](redauth_core::Role) | none | put role | (roles are never deleted) |
 //! | `P{u:<uid>}:s:<sid>` | hash, one login session (fields below) | `EXPIREAT` idle expiry, moved by each refresh | login, refresh | logout, revoke, theft detection, expiry, delete user |
@@ -82,6 +84,21 @@ impl Keys {
             self.username_skeleton(&username_skeleton(username)),
             self.username(&legacy_normalized_username(username)),
         ]
+    }
+
+    /// `Pemail-look:<skeleton>`: string, the user id; the uniqueness and look-alike
+    /// guard of emails ([`redauth_core::model::email_skeleton`], which is equal for
+    /// equal [`normalize_email`](redauth_core::model::normalize_email) forms, so one key
+    /// guards both). No TTL; written by create user and by an email change (and claimed
+    /// by a user's next write if it predates it), deleted by delete user and by an email
+    /// change (the old address's).
+    pub fn email_skeleton(&self, skeleton: &str) -> String {
+        format!("{}email-look:{skeleton}", self.prefix)
+    }
+
+    /// The key an email claims ([`Self::email_skeleton`] of its skeleton).
+    pub fn email_claim(&self, email: &str) -> String {
+        self.email_skeleton(&redauth_core::model::email_skeleton(email))
     }
 
     pub fn users(&self) -> String {

@@ -71,6 +71,10 @@ impl RedisConfig {
     }
 }
 
+/// How many times `delete_user` reads the user again when its email changed between
+/// the read and the delete script.
+const DELETE_ATTEMPTS: usize = 5;
+
 pub struct RedisStore {
     client: redis::Client,
     con: ConnectionManager,
@@ -386,14 +390,17 @@ impl Store for RedisStore {
                     .key(self.keys.users())
                     .key(look)
                     .key(legacy)
+                    .key(self.keys.email_claim(&user.email))
                     .arg(&user.id)
-                    .arg(encode_json(user)?),
+                    .arg(encode_json(user)?)
+                    .arg(self.keys.user_key_prefix())
+                    .arg(Keys::USER_KEY_SUFFIX),
             )
             .await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::UsernameTaken)
+        match created {
+            1 => Ok(()),
+            2 => Err(StoreError::EmailTaken),
+            _ => Err(StoreError::UsernameTaken),
         }
     }
 
@@ -411,45 +418,85 @@ impl Store for RedisStore {
             security_version: next,
             ..user.clone()
         };
-        let mut inv = self.scripts.update_user.key(self.keys.user(&user.id));
-        inv.key(self.keys.user_sessions(&user.id))
-            .key(
-                self.keys
-                    .username_skeleton(&redauth_core::model::username_skeleton(&user.username)),
-            )
-            .arg(encode_json(&stored)?)
-            .arg(self.keys.invalidation_channel())
-            .arg(&user.id)
-            .arg(based_on);
-        match end {
-            EndSessions::None => inv.arg("0"),
-            EndSessions::AllBut(keep) => inv
-                .arg("1")
-                .arg(keep.unwrap_or(""))
-                .arg(self.keys.session_prefix(&user.id))
-                .arg(self.session_batch),
-        };
-        let reply: Vec<i64> = self.run(&inv).await?;
-        match reply.as_slice() {
-            [1, ended, more] => {
-                let mut sessions_ended = u64::try_from(*ended).unwrap_or(0);
-                if let (EndSessions::AllBut(keep), 1) = (end, *more) {
-                    // Only an index from before the cap gets here. Sessions created
-                    // from now on carry the new version and are left alone.
-                    sessions_ended += self
-                        .end_remaining_sessions(&user.id, keep, Some(next))
-                        .await?;
+        let json = encode_json(&stored)?;
+        let new_claim = self.keys.email_claim(&user.email);
+        // Most writes keep the email: assume the stored one is this one, and learn the
+        // stored one from the script (a second call) only when it is not.
+        let mut stored_email = user.email.clone();
+        for _ in 0..2 {
+            let old_claim = if stored_email == user.email {
+                new_claim.clone()
+            } else {
+                self.keys.email_claim(&stored_email)
+            };
+            let mut inv = self.scripts.update_user.key(self.keys.user(&user.id));
+            inv.key(self.keys.user_sessions(&user.id))
+                .key(
+                    self.keys
+                        .username_skeleton(&redauth_core::model::username_skeleton(&user.username)),
+                )
+                .key(&new_claim)
+                .key(old_claim)
+                .arg(&json)
+                .arg(self.keys.invalidation_channel())
+                .arg(&user.id)
+                .arg(based_on)
+                .arg(&stored_email)
+                .arg(self.keys.user_key_prefix())
+                .arg(Keys::USER_KEY_SUFFIX);
+            match end {
+                EndSessions::None => inv.arg("0"),
+                EndSessions::AllBut(keep) => inv
+                    .arg("1")
+                    .arg(keep.unwrap_or(""))
+                    .arg(self.keys.session_prefix(&user.id))
+                    .arg(self.session_batch),
+            };
+            let reply: Vec<Value> = self.run(&inv).await?;
+            let mut it = reply.into_iter();
+            let code: i64 = from_value(
+                it.next()
+                    .ok_or_else(|| corrupt("update_user reply is empty"))?,
+            )?;
+            let mut num = || -> Result<i64, StoreError> {
+                from_value(
+                    it.next()
+                        .ok_or_else(|| corrupt("update_user reply has the wrong shape"))?,
+                )
+            };
+            return match code {
+                1 => {
+                    let (ended, more) = (num()?, num()?);
+                    let mut sessions_ended = u64::try_from(ended).unwrap_or(0);
+                    if let (EndSessions::AllBut(keep), 1) = (end, more) {
+                        // Only an index from before the cap gets here. Sessions created
+                        // from now on carry the new version and are left alone.
+                        sessions_ended += self
+                            .end_remaining_sessions(&user.id, keep, Some(next))
+                            .await?;
+                    }
+                    Ok(UserUpdate {
+                        security_version: next,
+                        sessions_ended,
+                    })
                 }
-                Ok(UserUpdate {
-                    security_version: next,
-                    sessions_ended,
-                })
-            }
-            [0] => Err(StoreError::NotFound),
-            [-1] => Err(ValidationError::new("username", "cannot be changed").into()),
-            [-2] => Err(StoreError::Conflict),
-            _ => Err(corrupt("update_user reply has the wrong shape")),
+                0 => Err(StoreError::NotFound),
+                -1 => Err(ValidationError::new("username", "cannot be changed").into()),
+                -2 => Err(StoreError::Conflict),
+                -3 => {
+                    let Some(email) = it.next() else {
+                        return Err(corrupt("update_user reply has the wrong shape"));
+                    };
+                    stored_email = from_value(email)?;
+                    continue;
+                }
+                -4 => Err(StoreError::EmailTaken),
+                _ => Err(corrupt("update_user reply has the wrong shape")),
+            };
         }
+        // The version matched both times, so the stored email cannot have moved
+        // between the calls; a second mismatch is a write that raced it anyway.
+        Err(StoreError::Conflict)
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -497,32 +544,45 @@ impl Store for RedisStore {
         jsons.iter().map(|j| decode_json(j)).collect()
     }
 
+    /// Reads the user for the keys of its claims, then deletes in one script, which
+    /// checks that the email is still the one read (an email change in between moved
+    /// its claim): if not, it reads again.
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
-        let Some(user) = self.get_user(id).await? else {
-            return Ok(false);
-        };
-        let [name, look, legacy] = self.keys.username_claims(&user.username);
-        let deleted: i64 = self
-            .run(
-                self.scripts
-                    .delete_user
-                    .key(self.keys.user(id))
-                    .key(name)
-                    .key(self.keys.users())
-                    .key(self.keys.user_sessions(id))
-                    .key(look)
-                    .key(legacy)
-                    .arg(id)
-                    .arg(self.keys.session_prefix(id))
-                    .arg(self.keys.invalidation_channel())
-                    .arg(self.session_batch),
-            )
-            .await?;
-        if deleted == 2 {
-            // The user is gone, so none of the rest loads any more: this is cleanup.
-            self.end_remaining_sessions(id, None, None).await?;
+        for _ in 0..DELETE_ATTEMPTS {
+            let Some(user) = self.get_user(id).await? else {
+                return Ok(false);
+            };
+            let [name, look, legacy] = self.keys.username_claims(&user.username);
+            let deleted: i64 = self
+                .run(
+                    self.scripts
+                        .delete_user
+                        .key(self.keys.user(id))
+                        .key(name)
+                        .key(self.keys.users())
+                        .key(self.keys.user_sessions(id))
+                        .key(look)
+                        .key(legacy)
+                        .key(self.keys.email_claim(&user.email))
+                        .arg(id)
+                        .arg(self.keys.session_prefix(id))
+                        .arg(self.keys.invalidation_channel())
+                        .arg(self.session_batch)
+                        .arg(&user.email),
+                )
+                .await?;
+            match deleted {
+                3 => continue,
+                2 => {
+                    // The user is gone, so none of the rest loads any more: this is
+                    // cleanup.
+                    self.end_remaining_sessions(id, None, None).await?;
+                    return Ok(true);
+                }
+                n => return Ok(n == 1),
+            }
         }
-        Ok(deleted >= 1)
+        Err(StoreError::Conflict)
     }
 
     async fn put_role(&self, role: &Role) -> Result<(), StoreError> {

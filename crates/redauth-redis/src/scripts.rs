@@ -3,7 +3,9 @@
 //!
 //! Scripts that build keys from a prefix (user lists, a user's sessions) only touch
 //! keys in the hash slot of a key they were given, except `FIND_USER_BY_USERNAME` and
-//! `LIST_USERS`, which read across slots and need splitting for Redis Cluster.
+//! `LIST_USERS`, which read across slots and need splitting for Redis Cluster, and
+//! `CREATE_USER` and `UPDATE_USER`, which check that the holder of an email claim
+//! still exists.
 
 use redis::Script;
 
@@ -296,48 +298,79 @@ return 1
 ";
 
 /// KEYS: username, user, users set, username skeleton, legacy username (the lower-cased
-/// key of users made before NFKC; only read). ARGV: uid, user JSON. 0 if the username
-/// is taken
-/// by another user (the same user again is a retried create: done).
+/// key of users made before NFKC; only read), email skeleton. ARGV: uid, user JSON,
+/// user key prefix, user key suffix.
+/// 1 created (or the same user again: a retried create, done); 0 if the username is
+/// taken by another user; 2 if the email is (nothing written). All claims are read
+/// before any is written, so a refused create leaves none behind.
 const CREATE_USER: &str = r"
+local function email_free(key, uid)
+  local holder = redis.call('GET', key)
+  return (not holder) or holder == uid or redis.call('EXISTS', ARGV[3] .. holder .. ARGV[4]) == 0
+end
 local look = redis.call('GET', KEYS[4])
 if look and look ~= ARGV[1] then return 0 end
 local legacy = redis.call('GET', KEYS[5])
 if legacy and legacy ~= ARGV[1] then return 0 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
-  if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+local name = redis.call('GET', KEYS[1])
+if name then
+  if name == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
   return 0
 end
+if not email_free(KEYS[6], ARGV[1]) then return 2 end
+redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SET', KEYS[4], ARGV[1])
+redis.call('SET', KEYS[6], ARGV[1])
 return 1
 ";
 
-/// KEYS: user, user's session index, username skeleton. ARGV: user JSON (at the new version), channel,
-/// uid, the version the write is based on, '1' to end sessions (then: the sid to keep
-/// or '', session key prefix, batch) or '0'.
+/// KEYS: user, user's session index, username skeleton, skeleton of the new email,
+/// skeleton of the email the caller believes is stored. ARGV: user JSON (at the new
+/// version), channel, uid, the version the write is based on, the email the caller
+/// believes is stored, user key prefix, user key suffix, '1' to end sessions (then: the
+/// sid to keep or '', session key prefix, batch) or '0'.
 /// Returns {1, sessions ended, 1 if ids beyond the batch are left}, {0} if absent,
-/// {-1} if the username changed, {-2} if the stored version is not the expected one
-/// (nothing written). Ends at most `batch` sessions: within the cap (at most
+/// {-1} if the username changed, {-2} if the stored version is not the expected one,
+/// {-3, stored email} if the stored email is not the one the caller believed (its
+/// skeleton key may be another: the caller retries with the right one), {-4} if the
+/// new email's skeleton is claimed by another user (nothing written in any of these).
+/// An email change moves the claim: the new skeleton is taken and the old one released
+/// (if this user held it) in this one step. An email claim whose holder no longer
+/// exists (left by a redauth from before email claims deleting the user) is free. Ends at most `batch` sessions: within the cap (at most
 /// `MAX_SESSIONS_PER_USER_LIMIT`, the default batch) that is all of them, atomically
 /// with the write; what is left of a larger index (from before the cap) the store ends
 /// right after with `END_USER_SESSIONS`.
 const UPDATE_USER: &str = r"
+local function email_free(key, uid)
+  local holder = redis.call('GET', key)
+  return (not holder) or holder == uid or redis.call('EXISTS', ARGV[6] .. holder .. ARGV[7]) == 0
+end
 local old = redis.call('GET', KEYS[1])
 if not old then return {0} end
 old = cjson.decode(old)
 local new = cjson.decode(ARGV[1])
 if (old.security_version or 0) ~= tonumber(ARGV[4]) then return {-2} end
 if old.username ~= new.username then return {-1} end
+if old.email ~= ARGV[5] then return {-3, old.email} end
+local moved = KEYS[4] ~= KEYS[5]
+if moved and not email_free(KEYS[4], ARGV[3]) then return {-4} end
 redis.call('SET', KEYS[1], ARGV[1])
 -- A user made before skeletons were kept claims its own on its next write.
 redis.call('SET', KEYS[3], ARGV[3], 'NX')
+if moved then
+  if redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('DEL', KEYS[5]) end
+  redis.call('SET', KEYS[4], ARGV[3])
+elseif email_free(KEYS[4], ARGV[3]) then
+  -- Likewise for a user made before email claims.
+  redis.call('SET', KEYS[4], ARGV[3])
+end
 local n, kept, more = 0, 0, 0
-if ARGV[5] == '1' then
-  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[8]) - 1)) do
-    if sid ~= ARGV[6] then
-      n = n + end_login_session(ARGV[7] .. sid)
+if ARGV[8] == '1' then
+  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[11]) - 1)) do
+    if sid ~= ARGV[9] then
+      n = n + end_login_session(ARGV[10] .. sid)
       redis.call('ZREM', KEYS[2], sid)
     else
       kept = 1
@@ -350,16 +383,21 @@ return {1, n, more}
 ";
 
 /// KEYS: user, username, users set, user's session index, username skeleton, legacy
-/// username.
-/// ARGV: uid, session key prefix, channel, batch.
-/// 0 if absent; 1 done; 2 done but the index had more than `batch` ids: the user is
-/// gone (so none of its sessions loads any more) and the store ends the rest with
-/// `END_USER_SESSIONS`.
+/// username, email skeleton.
+/// ARGV: uid, session key prefix, channel, batch, the email the caller read.
+/// 0 if absent; 3 (nothing done) if the stored email is no longer the one read, whose
+/// claim key the caller passed: it reads again and retries; 1 done; 2 done but the
+/// index had more than `batch` ids: the user is gone (so none of its sessions loads any
+/// more) and the store ends the rest with `END_USER_SESSIONS`.
 const DELETE_USER: &str = r"
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+local u = redis.call('GET', KEYS[1])
+if not u then return 0 end
+if cjson.decode(u).email ~= ARGV[5] then return 3 end
+redis.call('DEL', KEYS[1])
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
 if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+if redis.call('GET', KEYS[7]) == ARGV[1] then redis.call('DEL', KEYS[7]) end
 redis.call('SREM', KEYS[3], ARGV[1])
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[4]) - 1)) do
   end_login_session(ARGV[2] .. sid)

@@ -345,3 +345,39 @@ fn a_new_directory_and_file_are_private() {
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(store.path()), 0o600);
 }
+
+/// Issue 11, item 10 (emails): a user stored before the `emails` table claims its
+/// address on its next write, and a claim whose holder is gone is free (the checks are
+/// in the testkit, shared with the Redis store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_from_before_email_claims_claim_theirs_on_write_and_orphans_are_free() {
+    use redauth_core::model::email_skeleton;
+    const EMAILS: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("emails");
+    const USERS: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("users");
+    let tmp = TempDir::new();
+    let dir = tmp.path().join("data");
+    let (old, gone) = (user("olga"), user("gone"));
+    {
+        let store = EmbeddedStore::open(&dir).unwrap();
+        store.create_user(&old).await.unwrap();
+        store.create_user(&gone).await.unwrap();
+    }
+    {
+        // As an older redauth leaves it: no claim for olga; gone deleted, its claim left.
+        let db = redb::Database::create(dir.join(DATA_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut emails = txn.open_table(EMAILS).unwrap();
+            let skeleton = email_skeleton(&old.email);
+            assert!(emails.remove(skeleton.as_str()).unwrap().is_some());
+            let mut users = txn.open_table(USERS).unwrap();
+            assert!(users.remove(gone.id.as_str()).unwrap().is_some());
+        }
+        txn.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&dir).unwrap();
+    redauth_testkit::conformance::email_claims_from_before_are_taken_on_write_and_orphans_are_free(
+        &store, &old, &gone,
+    )
+    .await;
+}

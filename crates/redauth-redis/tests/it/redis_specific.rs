@@ -232,6 +232,8 @@ async fn keys_follow_the_documented_layout_and_expiry() {
         format!("lay:{{u:{}}}:sessions", u.id),
         "lay:username:alice".to_owned(),
         "lay:username-look:alice".to_owned(),
+        // The UTS #39 skeleton: "m" looks like "rn".
+        "lay:email-look:alice@exarnple.corn".to_owned(),
         "lay:users".to_owned(),
         "lay:roles".to_owned(),
     ];
@@ -254,6 +256,13 @@ async fn keys_follow_the_documented_layout_and_expiry() {
         "index expires with its last absolute expiry: {index_ttl}"
     );
     assert_eq!(ttl(&format!("lay:{{u:{}}}:user", u.id)), -1);
+    assert_eq!(
+        ttl(&format!(
+            "lay:email-look:{}",
+            redauth_core::model::email_skeleton(&u.email)
+        )),
+        -1
+    );
     // Refresh tokens are stored only as hashes: no field holds a token.
     let fields: Vec<String> = redis::cmd("HKEYS")
         .arg(format!("lay:{{u:{}}}:s:{}", u.id, s.sid))
@@ -348,4 +357,32 @@ async fn users_from_before_nfkc_are_found_and_claim_their_skeleton_on_write() {
         store.create_user(&user("STRASSE")).await,
         Err(redauth_core::StoreError::UsernameTaken)
     ));
+}
+
+/// Issue 11, item 10 (emails): a user stored before email claims claims its address on
+/// its next write, and a claim whose holder is gone is free (the checks are in the
+/// testkit, shared with the embedded store).
+#[tokio::test]
+async fn users_from_before_email_claims_claim_theirs_on_write_and_orphans_are_free() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&RedisConfig::new(&server.url(), "old:")).unwrap();
+    let (old, gone) = (user("olga"), user("gone"));
+    store.create_user(&old).await.unwrap();
+    store.create_user(&gone).await.unwrap();
+    // As an older redauth leaves it: no claim for olga; gone deleted, its claim left.
+    let mut con = server.client().get_connection().unwrap();
+    for key in [
+        format!(
+            "old:email-look:{}",
+            redauth_core::model::email_skeleton(&old.email)
+        ),
+        format!("old:{{u:{}}}:user", gone.id),
+    ] {
+        let n: i64 = redis::cmd("DEL").arg(&key).query(&mut con).unwrap();
+        assert_eq!(n, 1, "{key}");
+    }
+    redauth_testkit::conformance::email_claims_from_before_are_taken_on_write_and_orphans_are_free(
+        &store, &old, &gone,
+    )
+    .await;
 }

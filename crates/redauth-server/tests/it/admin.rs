@@ -97,6 +97,62 @@ async fn admin_creates_users_with_validation_and_uniqueness() {
     );
 }
 
+/// Issue 11, item 10 (emails): an address that normalizes to, or looks like, another
+/// user's is a 409 `email_taken` with the usual error body, and nothing is created.
+#[tokio::test]
+async fn an_email_taken_up_to_case_form_or_look_alikes_is_a_409_email_taken() {
+    let app = TestApp::start().await;
+    let admin = admin_token(&app).await;
+    let auth = format!("Bearer {admin}");
+    let create =
+        |name: &str, email: &str| json!({"username": name, "email": email, "password": PASSWORD});
+    let headers = [("authorization", auth.as_str())];
+    let r = app
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            Some(create("zoe", "Zoe@Example.com")),
+            &headers,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["email"], "Zoe@Example.com", "kept as entered");
+    // ZOE@…, fullwidth ｚｏｅ@…, and zоe@… with a Cyrillic о.
+    for email in [
+        "ZOE@example.com",
+        "ｚｏｅ@example.com",
+        "z\u{43e}e@example.com",
+    ] {
+        let r = app
+            .send(
+                Method::POST,
+                "/api/admin/users",
+                Some(create("yves", email)),
+                &headers,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{email}");
+        assert_eq!(
+            r.body,
+            json!({"error": "email_taken", "message": "email is already taken"}),
+            "{email}"
+        );
+    }
+    assert!(
+        app.service.find_user("yves").await.is_err(),
+        "nothing half-written"
+    );
+    let r = app
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            Some(create("yves", "yves@example.com")),
+            &headers,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn two_concurrent_creates_of_one_username_give_one_user() {
     let app = TestApp::start().await;
