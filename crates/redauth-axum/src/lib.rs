@@ -447,11 +447,27 @@ async fn edge(State(state): State<Redauth>, mut req: Request, next: Next) -> Res
     .await
 }
 
-/// Holds a `429` for `delay` (see [`HttpConfig::rate_limited_delay`]).
+/// Holds a `429` for about `delay` (see [`HttpConfig::rate_limited_delay`]): a uniform
+/// time between half and one and a half times it. The spread matters: a storm's
+/// connections all start together, and held for the same time they would come back
+/// together, once a second, as a burst that everyone else's requests queue behind.
 async fn hold_if_rate_limited(status: StatusCode, delay: std::time::Duration) {
     if status == StatusCode::TOO_MANY_REQUESTS && !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(spread(delay, random_fraction())).await;
     }
+}
+
+/// `delay` scaled by `0.5 + fraction`, `fraction` in `[0, 1)`.
+fn spread(delay: std::time::Duration, fraction: f64) -> std::time::Duration {
+    delay.mul_f64(0.5 + fraction.clamp(0.0, 1.0))
+}
+
+/// A uniform fraction in `[0, 1)` from the OS generator (only refused requests pay
+/// for it); the midpoint if the generator fails, which only loses the spread.
+fn random_fraction() -> f64 {
+    redauth_core::ids::random_bytes::<4>().map_or(0.5, |b| {
+        f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+    })
 }
 
 /// Responses carry credentials or identity: nothing may cache them, sniff them, frame
@@ -503,17 +519,22 @@ mod tests {
         }
     }
 
-    /// A 429 is held for the delay, and nothing else is: paused time makes the
-    /// moment the answer is released exact.
+    /// A 429 is held between half and one and a half times the delay, and nothing
+    /// else is: paused time makes the moment the answer is released exact.
     #[tokio::test(start_paused = true)]
-    async fn a_429_is_held_for_the_delay_and_other_answers_are_not() {
+    async fn a_429_is_held_for_about_the_delay_and_other_answers_are_not() {
         let delay = std::time::Duration::from_millis(1000);
         let limited = ApiError::new(ErrorCode::RateLimited, "slow down")
             .into_response()
             .status();
-        let started = tokio::time::Instant::now();
-        hold_if_rate_limited(limited, delay).await;
-        assert_eq!(started.elapsed(), delay);
+        for _ in 0..20 {
+            let started = tokio::time::Instant::now();
+            hold_if_rate_limited(limited, delay).await;
+            let held = started.elapsed();
+            assert!(held >= delay / 2 && held <= delay * 3 / 2, "{held:?}");
+        }
+        assert_eq!(spread(delay, 0.0), delay / 2);
+        assert_eq!(spread(delay, 0.5), delay);
         let started = tokio::time::Instant::now();
         for code in [ErrorCode::InvalidCredentials, ErrorCode::Unavailable] {
             hold_if_rate_limited(ApiError::new(code, "no").into_response().status(), delay).await;

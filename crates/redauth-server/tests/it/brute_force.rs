@@ -439,7 +439,8 @@ async fn a_proxy_header_is_trusted_only_when_configured() {
 
 /// A 429 is held before it is sent (`REDAUTH_RATE_LIMITED_DELAY_MS`), so a client that
 /// retries at once on many connections cannot spin on refusals (issue 11, item 5). The
-/// assertion is a lower bound only: the answer cannot come before the hold ends,
+/// assertion is a lower bound only (the hold is spread between half and one and a half
+/// times the setting): the answer cannot come before the hold ends,
 /// however loaded the machine; the release moment itself is tested with paused time
 /// in redauth-axum.
 #[tokio::test]
@@ -456,5 +457,5 @@ async fn a_rate_limited_answer_is_held_and_other_answers_are_not() {
     assert_eq!(r.status, StatusCode::OK);
     let r = login_from(&app, "192.0.2.1", "alice", PASSWORD).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(started.elapsed() >= HOLD, "{:?}", started.elapsed());
+    assert!(started.elapsed() >= HOLD / 2, "{:?}", started.elapsed());
 }
