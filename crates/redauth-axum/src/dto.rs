@@ -18,11 +18,13 @@ use redauth_core::clock::UnixTime;
 use redauth_core::{Principal, Role, Session, User};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::ErrorCode;
+use crate::openapi::RoleName;
 
 /// Every error response: `{"error": "<stable_code>", "message": "<human text>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorCode,
     pub message: Cow<'static, str>,
@@ -31,7 +33,7 @@ pub struct ErrorBody {
 /// How the client wants its refresh token. `cookie` (default) keeps it out of reach
 /// of page scripts; `body` is for clients that cannot hold cookies (mobile, CLI,
 /// server-to-server), which must then store it safely themselves.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     #[default]
@@ -40,7 +42,7 @@ pub enum Delivery {
 }
 
 /// `POST /api/auth/login`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -49,18 +51,19 @@ pub struct LoginRequest {
     pub refresh_token_delivery: Delivery,
     /// Initial data of the session cookie (a JSON object), when login sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub session_data: Option<Value>,
 }
 
 /// `POST /api/auth/refresh` and `/logout` with a body (no cookie jar).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 /// `POST /api/auth/password`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -76,7 +79,7 @@ pub struct SessionsQuery {
 }
 
 /// A logged-in user as the user's own clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -98,14 +101,14 @@ impl From<&Principal> for UserView {
 }
 
 /// The only `token_type` issued (RFC 6749 §7.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum TokenType {
     #[default]
     Bearer,
 }
 
 /// A successful login or refresh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: TokenType,
@@ -119,11 +122,12 @@ pub struct TokenResponse {
 
 /// `GET /api/auth/me`: the user with the login session the access token belongs to.
 /// Flat (the user's fields beside the session's), as it was before [`UserView`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MeView {
     #[serde(flatten)]
     pub user: UserView,
     pub session_id: String,
+    #[schema(value_type = i64)]
     pub session_expires_at: UnixTime,
 }
 
@@ -138,15 +142,19 @@ impl From<&Principal> for MeView {
 }
 
 /// One login session in `GET /api/auth/sessions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     pub id: String,
     /// The session the request's access token belongs to.
     pub current: bool,
+    #[schema(value_type = i64)]
     pub created_at: UnixTime,
+    #[schema(value_type = i64)]
     pub last_seen: UnixTime,
     /// When it ends unless refreshed: the earlier of the idle and absolute expiries.
+    #[schema(value_type = i64)]
     pub expires_at: UnixTime,
+    #[schema(value_type = i64)]
     pub absolute_expiry: UnixTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -168,24 +176,25 @@ impl SessionView {
 }
 
 /// One page of `GET /api/auth/sessions`; `next_cursor` is `null` on the last page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionPage {
     pub sessions: Vec<SessionView>,
     pub next_cursor: Option<String>,
 }
 
 /// The `session` of a cookie-session response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CookieSessionInfo {
     /// The *login* session the cookie session is linked to; `null` for a cookie
     /// session no redauth login made.
     pub id: Option<String>,
     /// When the cookie session ends; `null` for one without an expiry.
+    #[schema(value_type = Option<i64>)]
     pub expires_at: Option<UnixTime>,
 }
 
 /// `GET /api/auth/session`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CookieSessionView {
     /// `null` for a cookie session no redauth login made.
     pub user: Option<UserView>,
@@ -195,48 +204,54 @@ pub struct CookieSessionView {
 }
 
 /// A login that sets a session cookie and issues no tokens (`REDAUTH_LOGIN_ISSUES=session`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CookieLoginResponse {
     pub user: UserView,
     pub session: CookieSessionInfo,
 }
 
 /// `POST /api/admin/users`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub username: String,
     pub email: String,
     pub password: String,
     #[serde(default)]
+    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
 }
 
 /// `PUT /api/admin/users/{id}/roles`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRolesRequest {
+    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
 }
 
 /// `PUT /api/admin/roles/{name}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRoleRequest {
+    #[schema(value_type = Vec<RoleName>)]
     pub permissions: Vec<String>,
 }
 
 /// A user as admins see it: the stored record, everything but the password hash (and
 /// the security version, an internal counter).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AdminUserView {
     pub id: String,
     pub username: String,
     pub email: String,
     pub roles: Vec<String>,
     pub disabled: bool,
+    #[schema(value_type = i64)]
     pub created_at: UnixTime,
+    #[schema(value_type = i64)]
     pub updated_at: UnixTime,
+    #[schema(value_type = i64)]
     pub password_changed_at: UnixTime,
 }
 
@@ -256,44 +271,62 @@ impl From<User> for AdminUserView {
 }
 
 /// `GET /api/admin/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserList {
     pub users: Vec<AdminUserView>,
 }
 
-/// `GET /api/admin/roles`. (`PUT /api/admin/roles/{name}` answers with the [`Role`].)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /api/admin/roles`. (`PUT /api/admin/roles/{name}` answers with the one role.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoleList {
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleView>,
+}
+
+/// A role and the permissions it grants: the stored [`Role`], field for field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleView {
+    #[schema(value_type = RoleName)]
+    pub name: String,
+    #[schema(value_type = Vec<RoleName>)]
+    pub permissions: Vec<String>,
+}
+
+impl From<Role> for RoleView {
+    fn from(r: Role) -> Self {
+        Self {
+            name: r.name,
+            permissions: r.permissions,
+        }
+    }
 }
 
 /// `GET /healthz`: the process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: HealthStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     Ok,
 }
 
 /// `GET /readyz` when the store answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     pub status: ReadyStatus,
     pub revocation_feed: FeedStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadyStatus {
     Ready,
 }
 
 /// The revocation feed as `/readyz` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FeedStatus {
     /// Subscribed: the session cache is trusted.
