@@ -9,7 +9,7 @@ use redauth_core::service::NewUser;
 
 use crate::Redauth;
 use crate::dto::{
-    AdminUserView, CreateUserRequest, PutRoleRequest, RoleList, SetRolesRequest, UserList,
+    AdminUserView, CreateUserRequest, PutRoleRequest, RoleList, RoleView, SetRolesRequest, UserList,
 };
 use crate::error::ApiError;
 use crate::extract::{AdminUser, ApiJson};
@@ -108,7 +108,13 @@ pub async fn list_roles(
     _: AdminUser,
 ) -> Result<Json<RoleList>, ApiError> {
     Ok(Json(RoleList {
-        roles: state.service.list_roles().await?,
+        roles: state
+            .service
+            .list_roles()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }))
 }
 
@@ -120,7 +126,7 @@ pub async fn put_role(
     _: AdminUser,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PutRoleRequest>,
-) -> Result<Json<Role>, ApiError> {
+) -> Result<Json<RoleView>, ApiError> {
     Ok(Json(
         state
             .service
@@ -128,6 +134,7 @@ pub async fn put_role(
                 name,
                 permissions: req.permissions,
             })
-            .await?,
+            .await?
+            .into(),
     ))
 }

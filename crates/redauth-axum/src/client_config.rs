@@ -15,7 +15,7 @@ use crate::Redauth;
 use crate::trusted_app::TrustedApp;
 
 /// The body of `GET /api/auth/config`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ClientConfig {
     /// Bumped if a field changes meaning.
     version: u32,
@@ -32,7 +32,7 @@ pub struct ClientConfig {
     app_secret: AppSecretView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionCookieView {
     /// `native` or `compat` (`@ethercorps/sveltekit-redis-session`).
     mode: &'static str,
@@ -46,14 +46,14 @@ struct SessionCookieView {
     max_age: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RefreshCookieView {
     name: String,
     path: &'static str,
     same_site: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AppSecretView {
     configured: bool,
     /// This request carried the right secret.

@@ -18,11 +18,13 @@ use redauth_core::clock::UnixTime;
 use redauth_core::{Principal, Role, Session, User};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::ErrorCode;
+use crate::openapi::RoleName;
 
 /// Every error response: `{"error": "<stable_code>", "message": "<human text>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The stable code, which fixes the status: what a client branches on.
     pub error: ErrorCode,
@@ -34,7 +36,7 @@ pub struct ErrorBody {
 /// How the client wants its refresh token. `cookie` (default) keeps it out of reach
 /// of page scripts; `body` is for clients that cannot hold cookies (mobile, CLI,
 /// server-to-server), which must then store it safely themselves.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     /// `"cookie"` (the default): the refresh token comes in an `HttpOnly` cookie for
@@ -47,7 +49,7 @@ pub enum Delivery {
 }
 
 /// `POST /api/auth/login`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// In any case or Unicode form. A name that cannot exist gets the same 401 as a wrong
@@ -61,11 +63,12 @@ pub struct LoginRequest {
     pub refresh_token_delivery: Delivery,
     /// Initial data of the session cookie (a JSON object), when login sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub session_data: Option<Value>,
 }
 
 /// `POST /api/auth/refresh` and `/logout` with a body (no cookie jar).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The `refresh_token` of the last [`TokenResponse`].
@@ -73,7 +76,7 @@ pub struct RefreshRequest {
 }
 
 /// `POST /api/auth/password`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     /// The caller's password now. A wrong one is 401 `invalid_credentials` and spends the
@@ -95,7 +98,7 @@ pub struct SessionsQuery {
 }
 
 /// A logged-in user as the user's own clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     /// The user's id: stable and never reused.
     pub id: String,
@@ -120,7 +123,7 @@ impl From<&Principal> for UserView {
 }
 
 /// The only `token_type` issued (RFC 6749 §7.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum TokenType {
     /// `"Bearer"`.
     #[default]
@@ -128,7 +131,7 @@ pub enum TokenType {
 }
 
 /// A successful login or refresh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     /// The JWT to send as `Authorization: Bearer <token>` until it expires.
     pub access_token: String,
@@ -149,7 +152,7 @@ pub struct TokenResponse {
 
 /// `GET /api/auth/me`: the user with the login session the access token belongs to.
 /// Flat (the user's fields beside the session's), as it was before [`UserView`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MeView {
     /// The caller, flattened: `id`, `username`, `roles` and `permissions` sit beside the
     /// session fields.
@@ -160,6 +163,7 @@ pub struct MeView {
     pub session_id: String,
     /// When that session ends unless refreshed, Unix seconds: the earlier of its idle and
     /// absolute expiries.
+    #[schema(value_type = i64)]
     pub session_expires_at: UnixTime,
 }
 
@@ -174,19 +178,23 @@ impl From<&Principal> for MeView {
 }
 
 /// One login session in `GET /api/auth/sessions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     /// The session's id, the `{sid}` of `DELETE /api/auth/sessions/{sid}`.
     pub id: String,
     /// The session the request's access token belongs to.
     pub current: bool,
     /// Login time, Unix seconds.
+    #[schema(value_type = i64)]
     pub created_at: UnixTime,
     /// Time of the last refresh (the login, before the first one), Unix seconds.
+    #[schema(value_type = i64)]
     pub last_seen: UnixTime,
     /// When it ends unless refreshed: the earlier of the idle and absolute expiries.
+    #[schema(value_type = i64)]
     pub expires_at: UnixTime,
     /// The hard end, Unix seconds, fixed at login: refreshing never moves it.
+    #[schema(value_type = i64)]
     pub absolute_expiry: UnixTime,
     /// The client's address at login; `null` when it was unknown.
     pub ip: Option<String>,
@@ -211,7 +219,7 @@ impl SessionView {
 }
 
 /// One page of `GET /api/auth/sessions`; `next_cursor` is `null` on the last page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionPage {
     /// Oldest first (by absolute expiry). May hold fewer than `limit` even when more
     /// follow.
@@ -221,17 +229,18 @@ pub struct SessionPage {
 }
 
 /// The `session` of a cookie-session response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CookieSessionInfo {
     /// The *login* session the cookie session is linked to; `null` for a cookie
     /// session no redauth login made.
     pub id: Option<String>,
     /// When the cookie session ends; `null` for one without an expiry.
+    #[schema(value_type = Option<i64>)]
     pub expires_at: Option<UnixTime>,
 }
 
 /// `GET /api/auth/session`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CookieSessionView {
     /// `null` for a cookie session no redauth login made.
     pub user: Option<UserView>,
@@ -242,7 +251,7 @@ pub struct CookieSessionView {
 }
 
 /// A login that sets a session cookie and issues no tokens (`REDAUTH_LOGIN_ISSUES=session`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CookieLoginResponse {
     /// Who logged in.
     pub user: UserView,
@@ -252,7 +261,7 @@ pub struct CookieLoginResponse {
 }
 
 /// `POST /api/admin/users`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// 3 to 64 letters, digits, `.`, `_`, `-` or `@`; unique up to case, Unicode form and
@@ -265,30 +274,33 @@ pub struct CreateUserRequest {
     pub password: String,
     /// Names of existing roles to grant; none when absent.
     #[serde(default)]
+    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
 }
 
 /// `PUT /api/admin/users/{id}/roles`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRolesRequest {
     /// The user's complete new set of roles (an empty list removes them all); each must
     /// be an existing role.
+    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
 }
 
 /// `PUT /api/admin/roles/{name}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRoleRequest {
     /// The role's complete new set of permissions, each 1 to 64 of `a-z 0-9 _ : . -`.
     /// Holders of a role with `redauth:admin` are administrators.
+    #[schema(value_type = Vec<RoleName>)]
     pub permissions: Vec<String>,
 }
 
 /// A user as admins see it: the stored record, everything but the password hash (and
 /// the security version, an internal counter).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AdminUserView {
     /// The user's id: stable, the `{id}` of the admin routes.
     pub id: String,
@@ -301,10 +313,13 @@ pub struct AdminUserView {
     /// A disabled user cannot log in and has no live sessions.
     pub disabled: bool,
     /// Unix seconds.
+    #[schema(value_type = i64)]
     pub created_at: UnixTime,
     /// Unix seconds of the last change of any kind (roles, password, disabling…).
+    #[schema(value_type = i64)]
     pub updated_at: UnixTime,
     /// Unix seconds of the last password change (creation counts).
+    #[schema(value_type = i64)]
     pub password_changed_at: UnixTime,
 }
 
@@ -324,28 +339,48 @@ impl From<User> for AdminUserView {
 }
 
 /// `GET /api/admin/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserList {
     /// Every user, sorted by username; not paginated.
     pub users: Vec<AdminUserView>,
 }
 
-/// `GET /api/admin/roles`. (`PUT /api/admin/roles/{name}` answers with the [`Role`].)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /api/admin/roles`. (`PUT /api/admin/roles/{name}` answers with the one role.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoleList {
     /// Every role, sorted by name.
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleView>,
+}
+
+/// A role and the permissions it grants: the stored [`Role`], field for field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleView {
+    /// 1 to 64 of `a-z 0-9 _ : . -`.
+    #[schema(value_type = RoleName)]
+    pub name: String,
+    /// What holders of the role may do; `redauth:admin` makes them administrators.
+    #[schema(value_type = Vec<RoleName>)]
+    pub permissions: Vec<String>,
+}
+
+impl From<Role> for RoleView {
+    fn from(r: Role) -> Self {
+        Self {
+            name: r.name,
+            permissions: r.permissions,
+        }
+    }
 }
 
 /// `GET /healthz`: the process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// Always `"ok"`: that the process answers at all is the signal.
     pub status: HealthStatus,
 }
 
 /// The one `status` of `GET /healthz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// `"ok"`.
@@ -353,7 +388,7 @@ pub enum HealthStatus {
 }
 
 /// `GET /readyz` when the store answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     /// Always `"ready"`; a store that does not answer is 503 `unavailable` instead.
     pub status: ReadyStatus,
@@ -363,7 +398,7 @@ pub struct Readiness {
 }
 
 /// The one `status` of a 200 from `GET /readyz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadyStatus {
     /// `"ready"`.
@@ -371,7 +406,7 @@ pub enum ReadyStatus {
 }
 
 /// The revocation feed as `/readyz` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FeedStatus {
     /// Subscribed: the session cache is trusted.

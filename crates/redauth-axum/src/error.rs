@@ -114,7 +114,7 @@ impl ErrorCode {
     /// Failures of a Bearer or refresh token, which RFC 6750 §3 answers with a
     /// `WWW-Authenticate: Bearer` challenge. Wrong credentials and cookie-session
     /// failures are not token failures and get none.
-    fn is_token_failure(self) -> bool {
+    pub(crate) fn is_token_failure(self) -> bool {
         matches!(
             self,
             Self::MissingToken

@@ -119,6 +119,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod guards;
+pub mod openapi;
 pub mod request_id;
 pub mod serve;
 pub mod trusted_app;
@@ -363,7 +364,8 @@ where
         .route("/api/admin/roles", get(admin::list_roles))
         .route("/api/admin/roles/{name}", put(admin::put_role))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/api/openapi.json", openapi::route(&state));
     api.fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -24,6 +24,7 @@ mod http_hygiene;
 mod interop_sveltekit;
 mod jwt_attacks;
 mod logs;
+mod openapi;
 mod readme;
 mod session_cap;
 mod support;
