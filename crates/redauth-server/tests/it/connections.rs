@@ -286,6 +286,16 @@ fn sigterm_with_a_half_sent_request_exits_0_within_the_shutdown_deadline() {
         .status()
         .unwrap();
     assert!(kill.success());
+    // The listener is closed before this line is logged: from then on a new client is
+    // refused at once (stop accepting), while the held connection keeps its deadline.
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("shutting down")) {
+        log.push(lines.recv_timeout(WAIT).expect("a shutdown line"));
+    }
+    let refused = TcpStream::connect(&server.addr)
+        .map(|_| ())
+        .map_err(|e| e.kind());
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
     let status = wait_for_exit(&mut server, Duration::from_secs(1) + WAIT);
     assert!(status.success(), "exit status {status:?}");
     assert!(
@@ -297,7 +307,6 @@ fn sigterm_with_a_half_sent_request_exits_0_within_the_shutdown_deadline() {
     // Every line up to the end of stderr: the reader thread forwards what the process
     // wrote before it exited, then drops its sender. (`try_iter` here raced that thread
     // and missed the last lines on a loaded machine.)
-    let mut log = Vec::new();
     while let Ok(line) = lines.recv_timeout(WAIT) {
         log.push(line);
     }
