@@ -48,6 +48,33 @@ impl CookieSessions {
     fn presented<'a>(&self, parts: &'a Parts) -> Result<Option<&'a str>, ApiError> {
         cookie(parts, self.auth.cookie_name())
     }
+
+    /// The request's cookie session, checked. The refusal is the whole answer: 401
+    /// `missing_session` without the cookie, 401 `invalid_session` with the cookie
+    /// cleared for a forged, unknown or ended one. `GET /api/auth/session` and the
+    /// [`CookieSession`](crate::CookieSession) extractor both answer this way.
+    pub(crate) async fn check_request(&self, parts: &Parts) -> Result<CookieCheck, Response> {
+        let presented = self.presented(parts).map_err(IntoResponse::into_response)?;
+        match self.auth.check(presented).await {
+            Ok(check) => Ok(check),
+            Err(e @ (CookieSessionError::InvalidCookie | CookieSessionError::NotFound)) => {
+                let mut res = ApiError::from(e).into_response();
+                append_set_cookie(&mut res, &self.auth.clear_cookie());
+                Err(res)
+            }
+            Err(e) => Err(ApiError::from(e).into_response()),
+        }
+    }
+}
+
+/// The server's cookie sessions, or 404 `not_found` when they are off.
+pub(crate) fn enabled(state: &Redauth) -> Result<&CookieSessions, ApiError> {
+    state.cookie_sessions.as_deref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "cookie sessions are not enabled (REDAUTH_SESSION_COOKIE_MODE)",
+        )
+    })
 }
 
 /// `GET /api/auth/session`: 200 with `user` (null for a session no redauth login
@@ -59,28 +86,17 @@ pub async fn get_session(
 ) -> Result<Response, ApiError> {
     // Taken apart rather than extracted as `Parts`, which would copy every header.
     let (parts, _) = req.into_parts();
-    let Some(sessions) = &state.cookie_sessions else {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            "cookie sessions are not enabled (REDAUTH_SESSION_COOKIE_MODE)",
-        ));
+    let sessions = enabled(&state)?;
+    let mut check = match sessions.check_request(&parts).await {
+        Ok(check) => check,
+        Err(refusal) => return Ok(refusal),
     };
-    match sessions.auth.check(sessions.presented(&parts)?).await {
-        Ok(mut check) => {
-            let set_cookie = check.set_cookie.take();
-            let mut res = Json(view(check)).into_response();
-            if let Some(set) = &set_cookie {
-                append_set_cookie(&mut res, set);
-            }
-            Ok(res)
-        }
-        Err(e @ (CookieSessionError::InvalidCookie | CookieSessionError::NotFound)) => {
-            let mut res = ApiError::from(e).into_response();
-            append_set_cookie(&mut res, &sessions.auth.clear_cookie());
-            Ok(res)
-        }
-        Err(e) => Err(e.into()),
+    let set_cookie = check.set_cookie.take();
+    let mut res = Json(view(check)).into_response();
+    if let Some(set) = &set_cookie {
+        append_set_cookie(&mut res, set);
     }
+    Ok(res)
 }
 
 fn view(check: CookieCheck) -> CookieSessionView {

@@ -16,14 +16,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use redauth_core::cookie_session::CookieSessionError;
 use redauth_core::{AuthError, Principal};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::Redauth;
 use crate::error::ApiError;
-use crate::extract::{AuthUser, cookie};
+use crate::extract::AuthUser;
 
 /// A permission, as a type, for [`RequirePermission`]. Declare one with
 /// [`permission!`](crate::permission): stable Rust has no `&str` const generics, so
@@ -134,9 +133,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let redauth = Redauth::from_ref(state);
-        let Some(sessions) = redauth.cookie_sessions.as_deref() else {
-            return Err(ApiError::from(AuthError::NotFound).into_response());
-        };
+        let sessions = crate::cookie::enabled(&redauth).map_err(IntoResponse::into_response)?;
         if parts.extensions.get::<PendingCookies>().is_none() {
             tracing::error!(
                 "a route takes CookieSession without the set_session_cookies middleware"
@@ -145,19 +142,7 @@ where
         }
         crate::cross_origin::csrf_verdict(&redauth, &parts.method, &parts.headers)
             .map_err(IntoResponse::into_response)?;
-        let presented =
-            cookie(parts, sessions.auth.cookie_name()).map_err(IntoResponse::into_response)?;
-        let check = match sessions.auth.check(presented).await {
-            Ok(check) => check,
-            Err(e @ (CookieSessionError::InvalidCookie | CookieSessionError::NotFound)) => {
-                let mut res = ApiError::from(e).into_response();
-                if let Ok(v) = HeaderValue::from_str(&sessions.auth.clear_cookie()) {
-                    res.headers_mut().append(header::SET_COOKIE, v);
-                }
-                return Err(res);
-            }
-            Err(e) => return Err(ApiError::from(e).into_response()),
-        };
+        let check = sessions.check_request(parts).await?;
         if let Some(set) = &check.set_cookie {
             queue_cookie(parts, set);
         }

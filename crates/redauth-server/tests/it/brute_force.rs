@@ -21,7 +21,7 @@ fn limits(login_ip: &str, account: &str, refresh_ip: &str) -> Settings {
 }
 
 /// A request as if it arrived over TCP from `ip`, with extra headers.
-async fn from(
+pub(crate) async fn from(
     node: &Node,
     ip: &str,
     method: Method,

@@ -4,11 +4,7 @@
 //! before, whatever headers they add. Also `GET /api/auth/config`, the refresh
 //! token's lifetime in token responses and the `SameSite=Lax` session-cookie default.
 
-use std::net::SocketAddr;
-
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use redauth_core::Secret;
 use redauth_server::config::Settings;
 use serde_json::{Value, json};
@@ -29,7 +25,8 @@ fn with_app_secret(base: Settings) -> Settings {
     }
 }
 
-/// A request arriving over TCP from `APP_PEER` with `headers` (and a JSON body).
+/// A request arriving over TCP from `APP_PEER` with `headers` (and a JSON body), with
+/// the user agent of the app's own HTTP client.
 async fn call(
     node: &Node,
     method: Method,
@@ -37,22 +34,9 @@ async fn call(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> Resp {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::USER_AGENT, "node");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
-    }
-    let mut req = req
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let peer = SocketAddr::new(APP_PEER.parse().unwrap(), 40000);
-    req.extensions_mut().insert(ConnectInfo(peer));
-    node.call(req).await
+    let mut all = vec![("user-agent", "node")];
+    all.extend_from_slice(headers);
+    crate::brute_force::from(node, APP_PEER, method, path, body, &all).await
 }
 
 /// What the app sends with every call: the secret and the browser's address and agent.
